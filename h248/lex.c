@@ -112,9 +112,9 @@ int h248_lex_skip(struct h248_lex *lx)
             char *p = lx->pos + 1;
             while (p < lx->end && *p != '\r' && *p != '\n') {
                 unsigned char b = (unsigned char)*p;
-                if ((b < 0x20 && b != '\t') || b == 0x7f) {
+                if ((b < 0x20 && b != '\t') || b >= 0x7f) {
                     lx->pos = p;
-                    return h248_lex_fail(lx, "control character in comment");
+                    return h248_lex_fail(lx, "invalid character in comment");
                 }
                 p++;
             }
@@ -206,13 +206,12 @@ int h248_lex_quoted(struct h248_lex *lx, struct h248_str *text, const char *what
     if (h248_lex_peek(lx) != '"')
         return h248_lex_fail(lx, "expected quoted %s", what);
     char *start = lx->pos + 1, *p = start;
-    /* quotedString = DQUOTE *(SafeChar / RestChar / WSP) DQUOTE; bytes >= 0x80 are kept as
-     * received (peers put UTF-8 in texts), controls are refused. */
+    /* quotedString = DQUOTE *(SafeChar / RestChar / WSP) DQUOTE: printable ASCII and tabs. */
     while (p < lx->end && *p != '"') {
         unsigned char b = (unsigned char)*p;
-        if ((b < 0x20 && b != '\t') || b == 0x7f) {
+        if ((b < 0x20 && b != '\t') || b >= 0x7f) {
             lx->pos = p;
-            return h248_lex_fail(lx, "control character in quoted %s", what);
+            return h248_lex_fail(lx, "invalid character in quoted %s", what);
         }
         p++;
     }

@@ -159,6 +159,13 @@ int h248_parse_mid(struct h248_parser *ps, struct h248_mid *mid, const char *wha
             return h248_lex_fail(lx, "unterminated address in %s", what);
         char buf[65];
         size_t n = (size_t)(p - start);
+        for (size_t i = 0; i < n; i++) {
+            char h = start[i];
+            if (!is_digit(h) && !((h | 0x20) >= 'a' && (h | 0x20) <= 'f') && h != '.' && h != ':') {
+                lx->pos = start + i;
+                return h248_lex_fail(lx, "invalid character in the address of %s", what);
+            }
+        }
         memcpy(buf, start, n);
         buf[n] = '\0';
         unsigned char addr[16];
@@ -497,11 +504,16 @@ static int parse_command(struct h248_parser *ps, struct h248_command *cmd, struc
 static int parse_action(struct h248_parser *ps, struct h248_action *a, bool reply)
 {
     struct h248_lex *lx = &ps->lx;
-    if (h248_lex_expect(lx, '=', "after Context") < 0 || parse_context_id(ps, &a->context) < 0 ||
-        h248_lex_enter(lx, '{', "after context id") < 0)
+    if (h248_lex_expect(lx, '=', "after Context") < 0 || parse_context_id(ps, &a->context) < 0)
+        return -1;
+    /* v3 actionReply = CtxToken EQUAL ContextID [LBRKT (...) RBRKT]: braces, when present,
+     * hold something, as they always do in a request. */
+    if (reply && h248_lex_peek(lx) != '{')
+        return lx->failed ? -1 : 0;
+    if (h248_lex_enter(lx, '{', "after context id") < 0)
         return -1;
     if (h248_lex_peek(lx) == '}')
-        return h248_lex_leave(lx, '}', "to close the action");
+        return h248_lex_fail(lx, "empty action");
     struct h248_command **tail = &a->commands;
     unsigned commands = 0, items = 0;
     do {

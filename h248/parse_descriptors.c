@@ -1184,7 +1184,7 @@ int h248_parse_command_body(struct h248_parser *ps, struct h248_command *cmd, bo
     if (h248_lex_enter(lx, '{', "command body") < 0)
         return -1;
     if (h248_lex_peek(lx) == '}')
-        return h248_lex_leave(lx, '}', "to close the command");
+        return h248_lex_fail(lx, "empty command body");
     unsigned allowed = allowed_descriptors(cmd->kind, reply), seen = 0, count = 0;
     struct h248_descriptor **tail = &cmd->descriptors;
     do {
