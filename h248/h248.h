@@ -393,8 +393,7 @@ struct h248_command {
     bool wildcard_reply;    /* W- */
     bool term_list;         /* ids written as a [a,b] list */
     struct h248_termination_id *terminations;
-    bool has_body;          /* braces present */
-    struct h248_descriptor *descriptors;
+    struct h248_descriptor *descriptors; /* written in braces when there is at least one */
 };
 
 enum h248_context_kind { H248_CTX_ID, H248_CTX_CHOOSE, H248_CTX_ALL, H248_CTX_NULL };

@@ -490,7 +490,6 @@ static int parse_command(struct h248_parser *ps, struct h248_command *cmd, struc
     if (h248_lex_expect(lx, '=', "after command") < 0 || parse_termination_list(ps, cmd) < 0)
         return -1;
     if (h248_lex_peek(lx) == '{') {
-        cmd->has_body = true;
         if (h248_parse_command_body(ps, cmd, reply) < 0)
             return -1;
     } else if (!reply && (cmd->kind == H248_CMD_AUDIT_VALUE ||

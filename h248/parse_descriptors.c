@@ -358,8 +358,6 @@ static int parse_media(struct h248_parser *ps, struct h248_media *m)
             m->has_direct_parms = true;
         }
     } while (h248_lex_accept(lx, ','));
-    if (m->has_direct_parms && m->streams != NULL)
-        return h248_lex_fail(lx, "Media mixes Stream descriptors with stream parameters");
     return h248_lex_leave(lx, '}', "to close Media");
 }
 
@@ -494,13 +492,15 @@ static int parse_event_parm(struct h248_parser *ps, struct h248_event_parm *ep, 
                 return -1;
             return h248_lex_leave(lx, '}', "to close RegulatedNotify");
         case H248_TOK_DIGIT_MAP:
+            /* eventDM = DigitMapToken EQUAL (digitMapName / (LBRKT digitMapValue RBRKT));
+             * RFC 3525's earlier "DM{...}" without EQUAL is accepted too. */
             ep->kind = H248_EVPARM_DIGIT_MAP;
+            h248_lex_accept(lx, '=');
             if (h248_lex_peek(lx) == '{') {
                 ep->digit_map_is_value = true;
                 return parse_digit_map_value(ps, &ep->digit_map);
             }
-            if (h248_lex_expect(lx, '=', "after DigitMap") < 0 ||
-                h248_lex_word(lx, &ep->digit_map, "digit map name") < 0)
+            if (h248_lex_word(lx, &ep->digit_map, "digit map name") < 0)
                 return -1;
             if (!h248_is_name(ep->digit_map)) {
                 lx->pos -= ep->digit_map.len;

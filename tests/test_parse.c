@@ -231,7 +231,7 @@ START_TEST(events_signals_observed)
 {
     struct h248_message *m = parse_ok(
         "!/3 [1.2.3.4]:2944 T=1{C=1{MF=t1{E=22{al/on{strict=state,ST=2,KA,"
-        "EM{SG{cg/rt},E=23{dd/ce{DM=dialplan0}}}},dd/ce{DM{(0|1x.)}},tls/fail{NBRN}},"
+        "EM{SG{cg/rt},E=23{dd/ce{DM=dialplan0}}}},dd/ce{DM={(0|1x.)}},tls/fail{NBRN}},"
         "SG{cg/dt{SY=TO,DR=100,NC={TO,IBE},ST=1,SPARQ=4,x=y},SL=3{a/b,c/d}},"
         "DM=dialplan0{(0|00|[1-7]xxx|8xxxxxxx)}}},"
         "C=2{N=t2{OE=22{20021217T10001234:al/of{init=false},dd/ce{ds=\"916135551212\",Meth=UM}}}}}");
