@@ -285,11 +285,12 @@ static void put_timestamp(struct writer *w, const char date[9], const char time[
     put(w, time, 8);
 }
 
-/* Balanced braces outside quoted strings and \} escapes: raw text must not end the
- * enclosing descriptor early nor leave it open. */
+/* Balanced braces outside quoted strings and \} escapes, and no comment: raw text must not
+ * end the enclosing descriptor early nor leave it open. */
 static bool raw_balanced(const struct h248_str *s)
 {
-    long depth = 0;
+    char open[64];
+    size_t depth = 0;
     bool quoted = false;
     for (size_t i = 0; i < s->len; i++) {
         char c = s->ptr[i];
@@ -299,12 +300,19 @@ static bool raw_balanced(const struct h248_str *s)
             quoted = c != '"';
         } else if (c == '"') {
             quoted = true;
+        } else if (c == ';') {
+            return false; /* a comment would swallow what follows it */
         } else if (c == '\\' && i + 1 < s->len && s->ptr[i + 1] == '}') {
             i++;
-        } else if (c == '{') {
-            depth++;
-        } else if (c == '}' && --depth < 0) {
-            return false;
+        } else if (c == '{' || c == '[') {
+            if (depth == sizeof(open))
+                return false;
+            open[depth++] = c;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || open[--depth] != (c == '}' ? '{' : '['))
+                return false;
+        } else if (c == ',' && depth == 0) {
+            return false; /* it would end the item early */
         }
     }
     return depth == 0 && !quoted;

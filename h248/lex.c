@@ -290,18 +290,27 @@ int h248_lex_balanced(struct h248_lex *lx, struct h248_str *text, const char *wh
     if (h248_lex_skip(lx) < 0)
         return -1;
     char *start = lx->pos, *p = start;
-    unsigned depth = 0;
+    char open[64]; /* braces and brackets must nest properly */
+    unsigned depth = 0, max = lx->limits->max_depth - (lx->depth < lx->limits->max_depth
+                                                          ? lx->depth
+                                                          : lx->limits->max_depth);
+    if (max > sizeof(open))
+        max = sizeof(open);
     while (p < lx->end) {
         char c = *p;
         if (c == '{' || c == '[') {
-            if (++depth + lx->depth > lx->limits->max_depth) {
+            if (depth >= max) {
                 lx->pos = p;
-                return h248_lex_fail(lx, "%s nested deeper than %u", what, lx->limits->max_depth);
+                return h248_lex_fail(lx, "%s nested too deeply", what);
             }
+            open[depth++] = c;
         } else if (c == '}' || c == ']') {
             if (depth == 0)
                 break;
-            depth--;
+            if (open[--depth] != (c == '}' ? '{' : '[')) {
+                lx->pos = p;
+                return h248_lex_fail(lx, "unbalanced '%c' in %s", c, what);
+            }
         } else if (c == ',' && depth == 0) {
             break;
         } else if (c == '"') {
@@ -313,8 +322,9 @@ int h248_lex_balanced(struct h248_lex *lx, struct h248_str *text, const char *wh
                 return h248_lex_fail(lx, "unterminated quoted string in %s", what);
             }
         } else if (c == ';') {
+            /* Comments are white space: blank them so that the kept text holds none. */
             while (p < lx->end && *p != '\r' && *p != '\n')
-                p++;
+                *p++ = ' ';
             continue;
         } else if (c == '\\' && p + 1 < lx->end && p[1] == '}') {
             p++;

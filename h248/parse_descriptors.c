@@ -1171,6 +1171,9 @@ static int parse_descriptor(struct h248_parser *ps, struct h248_descriptor *d, e
         return parse_service_change(ps, &d->u.service_change, reply);
     case H248_DESC_MODEM:
     case H248_DESC_MUX:
+        /* MuxToken EQUAL ...; ModemToken ((EQUAL modemType) / (LSBRKT modemType ...)) */
+        if (next != '=' && !(next == '[' && d->kind == H248_DESC_MODEM))
+            return h248_lex_fail(lx, "expected '=' after Mux or Modem");
         return h248_lex_balanced(lx, &d->u.raw.text, "descriptor");
     case H248_DESC_TOKEN:
         break;

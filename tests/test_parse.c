@@ -359,6 +359,8 @@ START_TEST(error_classes)
         {"!/3 [1.2.3.4]:2944 T=12{C=1{A=t{M{O{mo=sr,a/b=\"x\ny\"}}}}}", 442, true, 12},
         {"!/3 [1.2.3.4]:2944 T=12{C=1{A=t,PR=1}}", 422, true, 12},
         {"!/3 [1.2.3.4]:2944 T=12{C=1{SC=ROOT{SV{RE=901}}}}", 442, true, 12},
+        {"!/3 [1.2.3.4]:2944 T=12{C=1{A=t{MX Audit{x}}}}", 442, true, 12},
+        {"!/3 [1.2.3.4]:2944 T=12{C=1{S=t{AT{M{ST=1]}}}}}", 442, true, 12},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct h248_parse_error err = parse_fail(cases[i].text);

@@ -1,0 +1,199 @@
+# Build, tests (plain and ASan+UBSan), fuzzing and source checks for ims-agw. GNU make, one file.
+
+VERSION := 0.1.0
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+FUZZ_CC ?= clang
+CLANG_FORMAT ?= clang-format
+FUZZ_SECONDS ?= 60
+PKG_CONFIG ?= pkg-config
+
+WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla
+OPT := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_OPT := $(SAN) -O1 -g
+CPPFLAGS += -I.
+
+# Recursive (=) on purpose: evaluated only when a recipe runs, i.e. after `deps` installed them.
+UV_CFLAGS = $(shell $(PKG_CONFIG) --cflags libuv)
+UV_LIBS = $(shell $(PKG_CONFIG) --libs libuv)
+SSL_CFLAGS = $(shell $(PKG_CONFIG) --cflags openssl)
+SSL_LIBS = $(shell $(PKG_CONFIG) --libs openssl)
+SCTP_CFLAGS = $(shell $(PKG_CONFIG) --cflags usrsctp)
+SCTP_LIBS = $(shell $(PKG_CONFIG) --libs usrsctp)
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
+USRSCTP_VERSION = $(shell $(PKG_CONFIG) --modversion usrsctp 2>/dev/null)
+
+H248_SRCS := $(wildcard h248/*.c)
+TLS_SRCS := $(wildcard tls/*.c)
+SCTP_SRCS := $(wildcard sctp/*.c)
+AGW_SRCS := $(wildcard agw/*.c)
+TEST_SRCS := $(wildcard tests/test_*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+TEST_NAMES := $(basename $(notdir $(TEST_SRCS)))
+FUZZ_NAMES := $(basename $(notdir $(FUZZ_SRCS)))
+
+# Archives in link order; tls/ and sctp/ exist (and get an archive) once they hold sources.
+LIB_NAMES := $(if $(SCTP_SRCS),libagwsctp.a) $(if $(TLS_SRCS),libagwtls.a) libh248.a
+LIB_CFLAGS = $(if $(TLS_SRCS),$(SSL_CFLAGS)) $(if $(SCTP_SRCS),$(SCTP_CFLAGS))
+LIB_LIBS = $(if $(SCTP_SRCS),$(SCTP_LIBS)) $(SSL_LIBS)
+
+# Goals that need the Debian packages first: every compile waits for `deps` (order-only).
+ifneq ($(filter check check-fast asan run,$(MAKECMDGOALS)),)
+NEED_DEPS := deps
+endif
+
+.DEFAULT_GOAL := all
+.PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
+        clean bench-codec run deps
+.SUFFIXES:
+.DELETE_ON_ERROR:
+# Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
+.SECONDARY:
+
+# One build variant: $(1) output root, $(2) compile flags, $(3) link flags.
+define variant
+$(1)/obj/%.o: %.c | $(NEED_DEPS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS) $$(WARN) $(2) $$(CFLAGS) -MMD -MP -c -o $$@ $$<
+
+$(1)/obj/tls/%.o: CFLAGS += $$(SSL_CFLAGS)
+$(1)/obj/sctp/%.o: CFLAGS += $$(SCTP_CFLAGS)
+$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) \
+    -DAGW_VERSION='"$(VERSION)"' $$(if $$(USRSCTP_VERSION),-DAGW_USRSCTP_VERSION='"$$(USRSCTP_VERSION)"')
+$(1)/obj/tools/%.o: CFLAGS += -DAGW_VERSION='"$(VERSION)"'
+# Tests may name the codec's headers without the folder ("h248.h", "token.h").
+$(1)/obj/tests/%.o: CFLAGS += -Ih248 $$(CHECK_CFLAGS) $$(LIB_CFLAGS)
+
+$(1)/libh248.a: $(H248_SRCS:%.c=$(1)/obj/%.o)
+$(1)/libagwtls.a: $(TLS_SRCS:%.c=$(1)/obj/%.o)
+$(1)/libagwsctp.a: $(SCTP_SRCS:%.c=$(1)/obj/%.o)
+$(1)/%.a:
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+
+$(1)/ims-agw: $(AGW_SRCS:%.c=$(1)/obj/%.o) $(LIB_NAMES:%=$(1)/%)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(UV_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+
+$(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/libh248.a
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+
+$(1)/bench-codec: $(1)/obj/tools/bench-codec.o $(1)/libh248.a
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+
+$(1)/tests/%: $(1)/obj/tests/%.o $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+
+-include $$(wildcard $(1)/obj/*/*.d $(1)/obj/*/*/*.d)
+endef
+
+$(eval $(call variant,build,$(OPT),))
+$(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
+
+PROGRAMS := ims-agw agw-ctl bench-codec
+
+all: $(LIB_NAMES:%=build/%) $(PROGRAMS:%=build/%)
+
+# The daemon is a prerequisite: tests/test_daemon runs it.
+tests: all $(TEST_NAMES:%=build/tests/%)
+asan-build: $(LIB_NAMES:%=build/asan/%) build/asan/ims-agw $(TEST_NAMES:%=build/asan/tests/%)
+
+check: deps tests asan-build
+	TESTS="$(TEST_NAMES)" tools/run-tests.sh build build/asan
+
+check-fast: deps tests
+	TESTS="$(TEST_NAMES)" tools/run-tests.sh build
+
+asan: deps asan-build
+	TESTS="$(TEST_NAMES)" tools/run-tests.sh build/asan
+
+deps:
+	tools/install-deps.sh
+
+# Fuzz targets: every library source compiled again by clang with coverage instrumentation.
+FUZZ_LIB_SRCS := $(H248_SRCS) $(TLS_SRCS) $(SCTP_SRCS)
+FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -O1 -g
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) $(LIB_CFLAGS) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/fuzz/obj/tests/%.o: FUZZ_CFLAGS = -Ih248
+
+build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LIB_LIBS)
+
+-include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d)
+
+# Seeds are copied to a scratch corpus so that generated inputs never land in the repository.
+fuzz: $(FUZZ_NAMES:%=build/fuzz/%)
+	@failed=""; for f in $(FUZZ_NAMES); do \
+	    name=$${f#fuzz_}; work=build/fuzz/work/$$name; \
+	    rm -rf $$work; mkdir -p $$work/corpus $$work/artifacts; \
+	    if [ -d tests/fuzz/corpus/$$name ]; then cp -R tests/fuzz/corpus/$$name/. $$work/corpus/; fi; \
+	    echo "fuzz $$f: $(FUZZ_SECONDS) s, $$(ls $$work/corpus | wc -l) seeds, log $$work/log"; \
+	    if build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	            -print_final_stats=1 -artifact_prefix=$$work/artifacts/ $$work/corpus \
+	            >$$work/log 2>&1; then \
+	        grep -E '^(Done|stat::peak_rss_mb)' $$work/log || true; \
+	    else \
+	        tail -n 60 $$work/log; echo "fuzz $$f: FAILED, inputs in $$work/artifacts"; \
+	        failed="$$failed $$f"; \
+	    fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi; echo "fuzz: ok"
+
+# DESIGN.md §2: libraries never include each other nor uv.h; h248/ is libc only, tls/ OpenSSL +
+# libc, sctp/ usrsctp + libc. Quoted includes must name a file of the same folder.
+LIBC_HEADERS := assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h \
+    locale.h math.h setjmp.h signal.h stdalign.h stdarg.h stdatomic.h stdbool.h stddef.h \
+    stdint.h stdio.h stdlib.h stdnoreturn.h string.h tgmath.h threads.h time.h uchar.h wchar.h \
+    wctype.h strings.h unistd.h pthread.h fcntl.h endian.h byteswap.h poll.h sched.h netdb.h \
+    sys/types.h sys/time.h sys/uio.h sys/socket.h sys/random.h netinet/in.h arpa/inet.h
+
+check-deps:
+	@out=$$(for dir in h248 tls sctp; do \
+	    [ -d $$dir ] || continue; \
+	    case $$dir in tls) extra='openssl/*';; sctp) extra='usrsctp.h';; *) extra='';; esac; \
+	    for file in $$(find $$dir -name '*.[ch]' | sort); do \
+	        grep -n -E '^[[:space:]]*#[[:space:]]*include' $$file | while IFS= read -r line; do \
+	            num=$${line%%:*}; \
+	            inc=$$(printf '%s' "$$line" | sed -E 's/^[^#]*#[[:space:]]*include[[:space:]]*//'); \
+	            name=$$(printf '%s' "$$inc" | sed -E 's/^[<"]([^>"]*)[>"].*/\1/'); \
+	            case $$inc in \
+	            \"*) case $$name in */*) ;; *) [ -f "$$dir/$$name" ] && continue;; esac ;; \
+	            \<*) for ok in $(LIBC_HEADERS); do [ "$$name" = "$$ok" ] && continue 2; done; \
+	                 if [ -n "$$extra" ]; then case $$name in $$extra) continue;; esac; fi ;; \
+	            esac; \
+	            echo "$$file:$$num: $$dir/ may not include $$inc (DESIGN.md §2)"; \
+	        done; \
+	    done; \
+	done); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "check-deps: FAILED"; exit 1; fi; \
+	echo "check-deps: ok"
+
+FORMAT_FILES = $(shell find agw h248 tls sctp tests tools -name '*.[ch]' \
+                   -not -path 'tests/corpus/*' -not -path 'tests/fuzz/corpus/*' 2>/dev/null | sort)
+
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check:
+	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES)
+
+compdb:
+	bear --output compile_commands.json -- $(MAKE) -B all tests
+
+bench-codec: build/bench-codec
+	build/bench-codec
+
+run: deps all
+	exec build/ims-agw $(ARGS)
+
+clean:
+	rm -rf build compile_commands.json
