@@ -335,7 +335,7 @@ static bool command_eq(const struct h248_command *a, const struct h248_command *
 {
     return a->kind == b->kind && a->optional == b->optional &&
            a->wildcard_reply == b->wildcard_reply && a->term_list == b->term_list &&
-           termination_ids_eq(a->terminations, b->terminations) && 
+           termination_ids_eq(a->terminations, b->terminations) &&
            descriptors_eq(a->descriptors, b->descriptors);
 }
 

@@ -14,15 +14,15 @@ struct h248_str {
 
 /* Bounds applied while parsing; every count and depth in a message is checked against them. */
 struct h248_limits {
-    size_t max_message_len;       /* bytes of input */
-    unsigned max_depth;           /* brace/bracket nesting */
-    unsigned max_transactions;    /* per message (Annex D.1: 10 on UDP) */
-    unsigned max_actions;         /* per transaction */
-    unsigned max_commands;        /* per action */
-    unsigned max_terminations;    /* per termination id list */
-    unsigned max_items;           /* descriptors, parameters, values in one list */
-    size_t max_token_len;         /* names, values, quoted strings */
-    size_t max_octet_string_len;  /* Local/Remote bodies */
+    size_t max_message_len;      /* bytes of input */
+    unsigned max_depth;          /* brace/bracket nesting */
+    unsigned max_transactions;   /* per message (Annex D.1: 10 on UDP) */
+    unsigned max_actions;        /* per transaction */
+    unsigned max_commands;       /* per action */
+    unsigned max_terminations;   /* per termination id list */
+    unsigned max_items;          /* descriptors, parameters, values in one list */
+    size_t max_token_len;        /* names, values, quoted strings */
+    size_t max_octet_string_len; /* Local/Remote bodies */
 };
 
 /* The defaults used when a NULL limits pointer is passed. */
@@ -38,9 +38,9 @@ enum {
 };
 
 struct h248_parse_error {
-    unsigned code;   /* H.248 error code to answer with */
-    size_t offset;   /* byte offset in the input where parsing stopped */
-    char text[160];  /* short, printable: what, where, offending token */
+    unsigned code;  /* H.248 error code to answer with */
+    size_t offset;  /* byte offset in the input where parsing stopped */
+    char text[160]; /* short, printable: what, where, offending token */
     bool has_transaction_id;
     uint32_t transaction_id; /* innermost transaction being parsed when it failed */
 };
@@ -128,7 +128,12 @@ struct h248_stream {
     struct h248_stream_parms parms;
 };
 
-enum h248_service_state { H248_SERVICE_UNSET, H248_SERVICE_TEST, H248_SERVICE_OUT_OF_SVC, H248_SERVICE_IN_SVC };
+enum h248_service_state {
+    H248_SERVICE_UNSET,
+    H248_SERVICE_TEST,
+    H248_SERVICE_OUT_OF_SVC,
+    H248_SERVICE_IN_SVC
+};
 enum h248_buffer_control { H248_BUFFER_UNSET, H248_BUFFER_OFF, H248_BUFFER_LOCKSTEP };
 
 struct h248_termination_state {
@@ -148,26 +153,26 @@ struct h248_signals;
 struct h248_events;
 
 enum h248_event_parm_kind {
-    H248_EVPARM_OTHER,         /* name parmValue */
-    H248_EVPARM_STREAM,        /* Stream=n */
-    H248_EVPARM_KEEP_ACTIVE,   /* KeepActive */
-    H248_EVPARM_EMBED,         /* Embed{[Signals{..}][,] [Events=id{..}]} */
-    H248_EVPARM_DIGIT_MAP,     /* DigitMap=name or DigitMap{value} */
+    H248_EVPARM_OTHER,       /* name parmValue */
+    H248_EVPARM_STREAM,      /* Stream=n */
+    H248_EVPARM_KEEP_ACTIVE, /* KeepActive */
+    H248_EVPARM_EMBED,       /* Embed{[Signals{..}][,] [Events=id{..}]} */
+    H248_EVPARM_DIGIT_MAP,   /* DigitMap=name or DigitMap{value} */
     H248_EVPARM_NOTIFY_IMMEDIATE,
     H248_EVPARM_NOTIFY_REGULATED, /* RegulatedNotify[{embedded events}] */
     H248_EVPARM_NOTIFY_NEVER,
-    H248_EVPARM_RESET_EVENTS,  /* ResetEventsDescriptor */
+    H248_EVPARM_RESET_EVENTS, /* ResetEventsDescriptor */
 };
 
 struct h248_event_parm {
     struct h248_event_parm *next;
     enum h248_event_parm_kind kind;
-    struct h248_property other;   /* OTHER */
-    uint16_t stream;              /* STREAM */
-    struct h248_signals *embed_signals;  /* EMBED, may be NULL */
-    struct h248_events *embed_events;    /* EMBED or NOTIFY_REGULATED, may be NULL */
-    bool digit_map_is_value;      /* DIGIT_MAP: value in braces rather than a name */
-    struct h248_str digit_map;    /* DIGIT_MAP: name or raw value */
+    struct h248_property other;         /* OTHER */
+    uint16_t stream;                    /* STREAM */
+    struct h248_signals *embed_signals; /* EMBED, may be NULL */
+    struct h248_events *embed_events;   /* EMBED or NOTIFY_REGULATED, may be NULL */
+    bool digit_map_is_value;            /* DIGIT_MAP: value in braces rather than a name */
+    struct h248_str digit_map;          /* DIGIT_MAP: name or raw value */
 };
 
 struct h248_requested_event {
@@ -187,8 +192,18 @@ struct h248_event_buffer {
     struct h248_requested_event *events;
 };
 
-enum h248_signal_type { H248_SIGTYPE_UNSET, H248_SIGTYPE_ON_OFF, H248_SIGTYPE_TIMEOUT, H248_SIGTYPE_BRIEF };
-enum h248_signal_direction { H248_SIGDIR_UNSET, H248_SIGDIR_EXTERNAL, H248_SIGDIR_INTERNAL, H248_SIGDIR_BOTH };
+enum h248_signal_type {
+    H248_SIGTYPE_UNSET,
+    H248_SIGTYPE_ON_OFF,
+    H248_SIGTYPE_TIMEOUT,
+    H248_SIGTYPE_BRIEF
+};
+enum h248_signal_direction {
+    H248_SIGDIR_UNSET,
+    H248_SIGDIR_EXTERNAL,
+    H248_SIGDIR_INTERNAL,
+    H248_SIGDIR_BOTH
+};
 
 enum h248_notify_reason {
     H248_NC_TIMEOUT = 1 << 0,
@@ -230,8 +245,8 @@ struct h248_signals {
 struct h248_observed_event {
     struct h248_observed_event *next;
     bool has_timestamp;
-    char date[9], time[9]; /* 8 digits each, NUL terminated */
-    struct h248_str name;  /* pkgdName */
+    char date[9], time[9];         /* 8 digits each, NUL terminated */
+    struct h248_str name;          /* pkgdName */
     struct h248_event_parm *parms; /* STREAM or OTHER only */
 };
 
@@ -389,9 +404,9 @@ struct h248_termination_id {
 struct h248_command {
     struct h248_command *next;
     enum h248_command_kind kind;
-    bool optional;          /* O- (requests) */
-    bool wildcard_reply;    /* W- */
-    bool term_list;         /* ids written as a [a,b] list */
+    bool optional;       /* O- (requests) */
+    bool wildcard_reply; /* W- */
+    bool term_list;      /* ids written as a [a,b] list */
     struct h248_termination_id *terminations;
     struct h248_descriptor *descriptors; /* written in braces when there is at least one */
 };
@@ -414,7 +429,7 @@ struct h248_context_props {
     struct h248_topology_triple *topology;
     struct h248_property *attributes; /* ContextAttr{...} (v3) */
     bool has_audit;
-    struct h248_audit_item *audit;    /* ContextAudit{...} */
+    struct h248_audit_item *audit; /* ContextAudit{...} */
 };
 
 struct h248_action {
@@ -422,7 +437,7 @@ struct h248_action {
     struct h248_context_id context;
     struct h248_context_props *props; /* NULL when none */
     struct h248_command *commands;
-    struct h248_error_desc *error;    /* replies only */
+    struct h248_error_desc *error; /* replies only */
 };
 
 enum h248_transaction_kind {
@@ -448,7 +463,7 @@ struct h248_transaction {
     bool imm_ack_required;
     struct h248_error_desc *error; /* reply: transaction-level error instead of actions */
     struct h248_action *actions;
-    struct h248_ack_range *acks;   /* RESPONSE_ACK */
+    struct h248_ack_range *acks; /* RESPONSE_ACK */
 };
 
 struct h248_arena;
@@ -486,7 +501,7 @@ int h248_encode_message(const struct h248_message *msg, enum h248_style style, c
 bool h248_message_equal(const struct h248_message *a, const struct h248_message *b);
 
 /* Building messages (replies, requests): everything is allocated in the message's arena. */
-struct h248_message *h248_message_new(void);            /* NULL on allocation failure */
+struct h248_message *h248_message_new(void);             /* NULL on allocation failure */
 void *h248_alloc(struct h248_message *msg, size_t size); /* zeroed; NULL on failure */
 int h248_str_copy(struct h248_message *msg, struct h248_str *dst, const char *src, size_t len);
 

@@ -22,7 +22,8 @@ struct h248_lex {
     uint32_t tid;
 };
 
-/* Records the first error (code = lx->code) with its position and a printf-style text; returns -1. */
+/* Records the first error (code = lx->code) with its position and a printf-style text; returns -1.
+ */
 int h248_lex_fail(struct h248_lex *lx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Skips LWSP (spaces, tabs, CR, LF, ';' comments). Returns -1 on a bad byte in a comment. */
@@ -41,7 +42,8 @@ bool h248_lex_accept(struct h248_lex *lx, char c);
 int h248_lex_word(struct h248_lex *lx, struct h248_str *word, const char *what);
 
 /* Reads a word and maps it to a token (H248_TOK_NONE when it is not one). */
-int h248_lex_token(struct h248_lex *lx, struct h248_str *word, enum h248_token *tok, const char *what);
+int h248_lex_token(struct h248_lex *lx, struct h248_str *word, enum h248_token *tok,
+                   const char *what);
 
 /* Reads decimal digits (at most max_digits) with value <= max after LWSP. The next byte must not
  * continue a word unless allow_slash and it is '/', or allow_dash and it is '-'. */

@@ -296,11 +296,21 @@ static int parse_topology(struct h248_parser *ps, struct h248_context_props *pro
         if (h248_lex_token(lx, &word, &tok, "topology direction") < 0)
             return -1;
         switch (tok) {
-        case H248_TOK_BOTHWAY: t->direction = H248_TOPO_BOTHWAY; break;
-        case H248_TOK_ISOLATE: t->direction = H248_TOPO_ISOLATE; break;
-        case H248_TOK_ONEWAY: t->direction = H248_TOPO_ONEWAY; break;
-        case H248_TOK_ONEWAY_EXTERNAL: t->direction = H248_TOPO_ONEWAY_EXTERNAL; break;
-        case H248_TOK_ONEWAY_BOTH: t->direction = H248_TOPO_ONEWAY_BOTH; break;
+        case H248_TOK_BOTHWAY:
+            t->direction = H248_TOPO_BOTHWAY;
+            break;
+        case H248_TOK_ISOLATE:
+            t->direction = H248_TOPO_ISOLATE;
+            break;
+        case H248_TOK_ONEWAY:
+            t->direction = H248_TOPO_ONEWAY;
+            break;
+        case H248_TOK_ONEWAY_EXTERNAL:
+            t->direction = H248_TOPO_ONEWAY_EXTERNAL;
+            break;
+        case H248_TOK_ONEWAY_BOTH:
+            t->direction = H248_TOPO_ONEWAY_BOTH;
+            break;
         default:
             lx->pos -= word.len;
             return h248_lex_fail(lx, "invalid topology direction");
@@ -424,15 +434,32 @@ static int parse_context_property(struct h248_parser *ps, struct h248_action *a,
 static int command_kind(enum h248_token tok, enum h248_command_kind *kind)
 {
     switch (tok) {
-    case H248_TOK_ADD: *kind = H248_CMD_ADD; return 0;
-    case H248_TOK_MOVE: *kind = H248_CMD_MOVE; return 0;
-    case H248_TOK_MODIFY: *kind = H248_CMD_MODIFY; return 0;
-    case H248_TOK_SUBTRACT: *kind = H248_CMD_SUBTRACT; return 0;
-    case H248_TOK_AUDIT_VALUE: *kind = H248_CMD_AUDIT_VALUE; return 0;
-    case H248_TOK_AUDIT_CAP: *kind = H248_CMD_AUDIT_CAPABILITIES; return 0;
-    case H248_TOK_NOTIFY: *kind = H248_CMD_NOTIFY; return 0;
-    case H248_TOK_SERVICE_CHANGE: *kind = H248_CMD_SERVICE_CHANGE; return 0;
-    default: return -1;
+    case H248_TOK_ADD:
+        *kind = H248_CMD_ADD;
+        return 0;
+    case H248_TOK_MOVE:
+        *kind = H248_CMD_MOVE;
+        return 0;
+    case H248_TOK_MODIFY:
+        *kind = H248_CMD_MODIFY;
+        return 0;
+    case H248_TOK_SUBTRACT:
+        *kind = H248_CMD_SUBTRACT;
+        return 0;
+    case H248_TOK_AUDIT_VALUE:
+        *kind = H248_CMD_AUDIT_VALUE;
+        return 0;
+    case H248_TOK_AUDIT_CAP:
+        *kind = H248_CMD_AUDIT_CAPABILITIES;
+        return 0;
+    case H248_TOK_NOTIFY:
+        *kind = H248_CMD_NOTIFY;
+        return 0;
+    case H248_TOK_SERVICE_CHANGE:
+        *kind = H248_CMD_SERVICE_CHANGE;
+        return 0;
+    default:
+        return -1;
     }
 }
 
@@ -492,9 +519,9 @@ static int parse_command(struct h248_parser *ps, struct h248_command *cmd, struc
     if (h248_lex_peek(lx) == '{') {
         if (h248_parse_command_body(ps, cmd, reply) < 0)
             return -1;
-    } else if (!reply && (cmd->kind == H248_CMD_AUDIT_VALUE ||
-                          cmd->kind == H248_CMD_AUDIT_CAPABILITIES ||
-                          cmd->kind == H248_CMD_NOTIFY || cmd->kind == H248_CMD_SERVICE_CHANGE)) {
+    } else if (!reply &&
+               (cmd->kind == H248_CMD_AUDIT_VALUE || cmd->kind == H248_CMD_AUDIT_CAPABILITIES ||
+                cmd->kind == H248_CMD_NOTIFY || cmd->kind == H248_CMD_SERVICE_CHANGE)) {
         return h248_lex_fail(lx, "expected '{' with the command's descriptor");
     }
     return 0;
@@ -540,8 +567,7 @@ static int parse_action(struct h248_parser *ps, struct h248_action *a, bool repl
             continue;
         }
         if (++commands > lx->limits->max_commands)
-            return h248_lex_fail(lx, "more than %u commands in action",
-                                 lx->limits->max_commands);
+            return h248_lex_fail(lx, "more than %u commands in action", lx->limits->max_commands);
         struct h248_command *cmd = h248_parser_alloc(ps, sizeof(*cmd));
         if (cmd == NULL || parse_command(ps, cmd, word, reply) < 0)
             return -1;
@@ -774,9 +800,8 @@ static int parse_auth(struct h248_parser *ps)
 /* SEP = (WSP / EOL / COMMENT) LWSP */
 static int expect_sep(struct h248_lex *lx, const char *what)
 {
-    if (lx->pos >= lx->end ||
-        (*lx->pos != ' ' && *lx->pos != '\t' && *lx->pos != '\r' && *lx->pos != '\n' &&
-         *lx->pos != ';'))
+    if (lx->pos >= lx->end || (*lx->pos != ' ' && *lx->pos != '\t' && *lx->pos != '\r' &&
+                               *lx->pos != '\n' && *lx->pos != ';'))
         return h248_lex_fail(lx, "expected white space %s", what);
     return h248_lex_skip(lx);
 }
@@ -791,8 +816,7 @@ static int parse_header(struct h248_parser *ps)
         lx->pos += 14;
         if (parse_auth(ps) < 0 || expect_sep(lx, "after the authentication header") < 0)
             return -1;
-    } else if (lx->end - lx->pos >= 2 &&
-               h248_str_ieq((struct h248_str){lx->pos, 2}, "AU") &&
+    } else if (lx->end - lx->pos >= 2 && h248_str_ieq((struct h248_str){lx->pos, 2}, "AU") &&
                (lx->end - lx->pos == 2 || !h248_is_safe_char((unsigned char)lx->pos[2]))) {
         lx->pos += 2;
         if (parse_auth(ps) < 0 || expect_sep(lx, "after the authentication header") < 0)
@@ -895,7 +919,11 @@ int h248_parse_message(const char *data, size_t len, const struct h248_limits *l
         memcpy(copy, data, len);
     msg->arena = arena;
     struct h248_parser ps = {
-        .lx = {.base = copy, .pos = copy, .end = copy + len, .limits = limits, .err = err,
+        .lx = {.base = copy,
+               .pos = copy,
+               .end = copy + len,
+               .limits = limits,
+               .err = err,
                .code = H248_ERR_MESSAGE_SYNTAX},
         .msg = msg,
     };

@@ -151,11 +151,21 @@ static int parse_local_control(struct h248_parser *ps, struct h248_local_control
                 h248_lex_token(lx, &word, &tok, "stream mode") < 0)
                 return -1;
             switch (tok) {
-            case H248_TOK_SEND_ONLY: lc->mode = H248_MODE_SEND_ONLY; break;
-            case H248_TOK_RECV_ONLY: lc->mode = H248_MODE_RECV_ONLY; break;
-            case H248_TOK_SEND_RECV: lc->mode = H248_MODE_SEND_RECV; break;
-            case H248_TOK_INACTIVE: lc->mode = H248_MODE_INACTIVE; break;
-            case H248_TOK_LOOPBACK: lc->mode = H248_MODE_LOOPBACK; break;
+            case H248_TOK_SEND_ONLY:
+                lc->mode = H248_MODE_SEND_ONLY;
+                break;
+            case H248_TOK_RECV_ONLY:
+                lc->mode = H248_MODE_RECV_ONLY;
+                break;
+            case H248_TOK_SEND_RECV:
+                lc->mode = H248_MODE_SEND_RECV;
+                break;
+            case H248_TOK_INACTIVE:
+                lc->mode = H248_MODE_INACTIVE;
+                break;
+            case H248_TOK_LOOPBACK:
+                lc->mode = H248_MODE_LOOPBACK;
+                break;
             default:
                 lx->pos -= word.len;
                 return h248_lex_fail(lx, "invalid stream mode");
@@ -187,8 +197,8 @@ static int parse_statistics(struct h248_parser *ps, struct h248_statistics *st)
             return h248_lex_fail(lx, "too many statistics");
         struct h248_str name;
         struct h248_property *p;
-        if (h248_lex_word(lx, &name, "statistic name") < 0 || (p = new_property(ps, name)) == NULL ||
-            parse_property_rest(ps, p, true, false) < 0)
+        if (h248_lex_word(lx, &name, "statistic name") < 0 ||
+            (p = new_property(ps, name)) == NULL || parse_property_rest(ps, p, true, false) < 0)
             return -1;
         append_property(&st->items, p);
     } while (h248_lex_accept(lx, ','));
@@ -470,10 +480,18 @@ static int parse_event_parm(struct h248_parser *ps, struct h248_event_parm *ep, 
     }
     if (!observed) {
         switch (tok) {
-        case H248_TOK_KEEP_ACTIVE: ep->kind = H248_EVPARM_KEEP_ACTIVE; return 0;
-        case H248_TOK_IMMEDIATE_NOTIFY: ep->kind = H248_EVPARM_NOTIFY_IMMEDIATE; return 0;
-        case H248_TOK_NEVER_NOTIFY: ep->kind = H248_EVPARM_NOTIFY_NEVER; return 0;
-        case H248_TOK_RESET_EVENTS: ep->kind = H248_EVPARM_RESET_EVENTS; return 0;
+        case H248_TOK_KEEP_ACTIVE:
+            ep->kind = H248_EVPARM_KEEP_ACTIVE;
+            return 0;
+        case H248_TOK_IMMEDIATE_NOTIFY:
+            ep->kind = H248_EVPARM_NOTIFY_IMMEDIATE;
+            return 0;
+        case H248_TOK_NEVER_NOTIFY:
+            ep->kind = H248_EVPARM_NOTIFY_NEVER;
+            return 0;
+        case H248_TOK_RESET_EVENTS:
+            ep->kind = H248_EVPARM_RESET_EVENTS;
+            return 0;
         case H248_TOK_EMBED:
             ep->kind = H248_EVPARM_EMBED;
             return parse_embed(ps, ep, nested);
@@ -648,12 +666,13 @@ static int parse_signal_request(struct h248_parser *ps, struct h248_signal_reque
             do {
                 if (h248_lex_token(lx, &value, &vtok, "notification reason") < 0)
                     return -1;
-                unsigned bit = vtok == H248_TOK_TIMEOUT            ? H248_NC_TIMEOUT
-                               : vtok == H248_TOK_INT_BY_EVENT     ? H248_NC_INTERRUPTED_BY_EVENT
-                               : vtok == H248_TOK_INT_BY_SIG_DESCR ? H248_NC_INTERRUPTED_BY_NEW_SIGNALS
-                               : vtok == H248_TOK_OTHER_REASON     ? H248_NC_OTHER_REASON
-                               : vtok == H248_TOK_ITERATION        ? H248_NC_ITERATION
-                                                                   : 0;
+                unsigned bit = vtok == H248_TOK_TIMEOUT        ? H248_NC_TIMEOUT
+                               : vtok == H248_TOK_INT_BY_EVENT ? H248_NC_INTERRUPTED_BY_EVENT
+                               : vtok == H248_TOK_INT_BY_SIG_DESCR
+                                   ? H248_NC_INTERRUPTED_BY_NEW_SIGNALS
+                               : vtok == H248_TOK_OTHER_REASON ? H248_NC_OTHER_REASON
+                               : vtok == H248_TOK_ITERATION    ? H248_NC_ITERATION
+                                                               : 0;
                 if (bit == 0) {
                     lx->pos -= value.len;
                     return h248_lex_fail(lx, "invalid notification reason");
@@ -941,12 +960,24 @@ static int parse_sc_param(struct h248_parser *ps, struct h248_service_change *sc
             h248_lex_token(lx, &value, &vtok, "method") < 0)
             return -1;
         switch (vtok) {
-        case H248_TOK_FAILOVER: sc->method = H248_SC_FAILOVER; return 0;
-        case H248_TOK_FORCED: sc->method = H248_SC_FORCED; return 0;
-        case H248_TOK_GRACEFUL: sc->method = H248_SC_GRACEFUL; return 0;
-        case H248_TOK_RESTART: sc->method = H248_SC_RESTART; return 0;
-        case H248_TOK_DISCONNECTED: sc->method = H248_SC_DISCONNECTED; return 0;
-        case H248_TOK_HANDOFF: sc->method = H248_SC_HANDOFF; return 0;
+        case H248_TOK_FAILOVER:
+            sc->method = H248_SC_FAILOVER;
+            return 0;
+        case H248_TOK_FORCED:
+            sc->method = H248_SC_FORCED;
+            return 0;
+        case H248_TOK_GRACEFUL:
+            sc->method = H248_SC_GRACEFUL;
+            return 0;
+        case H248_TOK_RESTART:
+            sc->method = H248_SC_RESTART;
+            return 0;
+        case H248_TOK_DISCONNECTED:
+            sc->method = H248_SC_DISCONNECTED;
+            return 0;
+        case H248_TOK_HANDOFF:
+            sc->method = H248_SC_HANDOFF;
+            return 0;
         default:
             if (value.len >= 3 && (value.ptr[0] == 'X' || value.ptr[0] == 'x') &&
                 (value.ptr[1] == '-' || value.ptr[1] == '+') && value.len <= 8) {
@@ -1064,8 +1095,7 @@ static int parse_sc_param(struct h248_parser *ps, struct h248_service_change *sc
     return 0;
 }
 
-static int parse_service_change(struct h248_parser *ps, struct h248_service_change *sc,
-                                bool reply)
+static int parse_service_change(struct h248_parser *ps, struct h248_service_change *sc, bool reply)
 {
     struct h248_lex *lx = &ps->lx;
     if (h248_lex_enter(lx, '{', "after Services") < 0)
@@ -1117,20 +1147,47 @@ static unsigned allowed_descriptors(enum h248_command_kind kind, bool reply)
 static int descriptor_kind(enum h248_token tok, enum h248_descriptor_kind *kind)
 {
     switch (tok) {
-    case H248_TOK_MEDIA: *kind = H248_DESC_MEDIA; return 0;
-    case H248_TOK_EVENTS: *kind = H248_DESC_EVENTS; return 0;
-    case H248_TOK_EVENT_BUFFER: *kind = H248_DESC_EVENT_BUFFER; return 0;
-    case H248_TOK_SIGNALS: *kind = H248_DESC_SIGNALS; return 0;
-    case H248_TOK_DIGIT_MAP: *kind = H248_DESC_DIGIT_MAP; return 0;
-    case H248_TOK_AUDIT: *kind = H248_DESC_AUDIT; return 0;
-    case H248_TOK_OBSERVED_EVENTS: *kind = H248_DESC_OBSERVED_EVENTS; return 0;
-    case H248_TOK_STATISTICS: *kind = H248_DESC_STATISTICS; return 0;
-    case H248_TOK_PACKAGES: *kind = H248_DESC_PACKAGES; return 0;
-    case H248_TOK_ERROR: *kind = H248_DESC_ERROR; return 0;
-    case H248_TOK_SERVICES: *kind = H248_DESC_SERVICE_CHANGE; return 0;
-    case H248_TOK_MODEM: *kind = H248_DESC_MODEM; return 0;
-    case H248_TOK_MUX: *kind = H248_DESC_MUX; return 0;
-    default: return -1;
+    case H248_TOK_MEDIA:
+        *kind = H248_DESC_MEDIA;
+        return 0;
+    case H248_TOK_EVENTS:
+        *kind = H248_DESC_EVENTS;
+        return 0;
+    case H248_TOK_EVENT_BUFFER:
+        *kind = H248_DESC_EVENT_BUFFER;
+        return 0;
+    case H248_TOK_SIGNALS:
+        *kind = H248_DESC_SIGNALS;
+        return 0;
+    case H248_TOK_DIGIT_MAP:
+        *kind = H248_DESC_DIGIT_MAP;
+        return 0;
+    case H248_TOK_AUDIT:
+        *kind = H248_DESC_AUDIT;
+        return 0;
+    case H248_TOK_OBSERVED_EVENTS:
+        *kind = H248_DESC_OBSERVED_EVENTS;
+        return 0;
+    case H248_TOK_STATISTICS:
+        *kind = H248_DESC_STATISTICS;
+        return 0;
+    case H248_TOK_PACKAGES:
+        *kind = H248_DESC_PACKAGES;
+        return 0;
+    case H248_TOK_ERROR:
+        *kind = H248_DESC_ERROR;
+        return 0;
+    case H248_TOK_SERVICES:
+        *kind = H248_DESC_SERVICE_CHANGE;
+        return 0;
+    case H248_TOK_MODEM:
+        *kind = H248_DESC_MODEM;
+        return 0;
+    case H248_TOK_MUX:
+        *kind = H248_DESC_MUX;
+        return 0;
+    default:
+        return -1;
     }
 }
 

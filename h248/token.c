@@ -22,10 +22,13 @@ static const struct {
     const char *name;
     enum h248_token tok;
 } aliases[] = {
-    {"Direction", H248_TOK_DIRECTION},  {"DI", H248_TOK_DIRECTION},
-    {"RequestID", H248_TOK_REQUEST_ID}, {"RQ", H248_TOK_REQUEST_ID},
+    {"Direction", H248_TOK_DIRECTION},
+    {"DI", H248_TOK_DIRECTION},
+    {"RequestID", H248_TOK_REQUEST_ID},
+    {"RQ", H248_TOK_REQUEST_ID},
     {"EmergencyOffToken", H248_TOK_EMERGENCY_OFF},
-    {"InSvc", H248_TOK_IN_SVC},         {"OutOfSvc", H248_TOK_OUT_OF_SVC},
+    {"InSvc", H248_TOK_IN_SVC},
+    {"OutOfSvc", H248_TOK_OUT_OF_SVC},
 };
 
 #define TABLE_BITS 10
@@ -86,7 +89,8 @@ enum h248_token h248_token_lookup(const char *name, size_t len)
     while (table[i].len != 0) {
         if (table[i].len == len) {
             size_t k = 0;
-            while (k < len && lower_ascii((unsigned char)name[k]) == (unsigned char)table[i].lower[k])
+            while (k < len &&
+                   lower_ascii((unsigned char)name[k]) == (unsigned char)table[i].lower[k])
                 k++;
             if (k == len)
                 return (enum h248_token)table[i].tok;

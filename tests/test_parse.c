@@ -30,8 +30,8 @@ static bool str_is(struct h248_str s, const char *lit)
     return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
 }
 
-#define ASSERT_STR(s, lit) ck_assert_msg(str_is((s), (lit)), "got '%.*s', want '%s'", \
-                                         (int)(s).len, (s).ptr, (lit))
+#define ASSERT_STR(s, lit)                                                                         \
+    ck_assert_msg(str_is((s), (lit)), "got '%.*s', want '%s'", (int)(s).len, (s).ptr, (lit))
 
 START_TEST(header_mid_forms)
 {
@@ -101,11 +101,12 @@ END_TEST
 
 START_TEST(tokens_long_short_any_case)
 {
-    struct h248_message *a = parse_ok(
-        "MEGACO/1 [1.2.3.4]:2944 Transaction = 7 { Context = 5 { Modify = t1 { Media { "
-        "Stream = 1 { LocalControl { Mode = SendReceive } } } } } }");
+    struct h248_message *a =
+        parse_ok("MEGACO/1 [1.2.3.4]:2944 Transaction = 7 { Context = 5 { Modify = t1 { Media { "
+                 "Stream = 1 { LocalControl { Mode = SendReceive } } } } } }");
     struct h248_message *b = parse_ok("!/1 [1.2.3.4]:2944 T=7{C=5{MF=t1{M{ST=1{O{MO=SR}}}}}}");
-    struct h248_message *c = parse_ok("!/1 [1.2.3.4]:2944 t=7{c=5{mf=t1{m{st=1{o{mo=sendreceive}}}}}}");
+    struct h248_message *c =
+        parse_ok("!/1 [1.2.3.4]:2944 t=7{c=5{mf=t1{m{st=1{o{mo=sendreceive}}}}}}");
     ck_assert(h248_message_equal(a, b));
     ck_assert(h248_message_equal(a, c));
     struct h248_command *cmd = a->transactions->actions->commands;
@@ -121,10 +122,11 @@ END_TEST
 
 START_TEST(comments_and_whitespace)
 {
-    struct h248_message *m = parse_ok("; leading comment\r\n"
-                                      "MEGACO/1 ; after version\r\n"
-                                      "[1.2.3.4]:2944 ; after mid\r\n"
-                                      "T\t=\t1 ; c\n{ ; c\n C = - { ; c\n S = ROOT ; c\n } ; c\n }\n");
+    struct h248_message *m =
+        parse_ok("; leading comment\r\n"
+                 "MEGACO/1 ; after version\r\n"
+                 "[1.2.3.4]:2944 ; after mid\r\n"
+                 "T\t=\t1 ; c\n{ ; c\n C = - { ; c\n S = ROOT ; c\n } ; c\n }\n");
     ck_assert_int_eq(m->transactions->kind, H248_TRANS_REQUEST);
     ck_assert_uint_eq(m->transactions->id, 1);
     h248_message_free(m);
@@ -133,10 +135,10 @@ END_TEST
 
 START_TEST(context_ids_and_properties)
 {
-    struct h248_message *m = parse_ok(
-        "!/3 [1.2.3.4]:2944 T=9{C=${PR=3,EG,IEPS=ON,TP{t1,t2,isolate,ST=1,t2,t3,OW},"
-        "CT{ipdc/realm=access},A=$},C=*{CA{TP,PR,EG,nt/dur}},C=-{AV=ROOT{AT{}}},"
-        "C=4294967295{S=*}}");
+    struct h248_message *m =
+        parse_ok("!/3 [1.2.3.4]:2944 T=9{C=${PR=3,EG,IEPS=ON,TP{t1,t2,isolate,ST=1,t2,t3,OW},"
+                 "CT{ipdc/realm=access},A=$},C=*{CA{TP,PR,EG,nt/dur}},C=-{AV=ROOT{AT{}}},"
+                 "C=4294967295{S=*}}");
     struct h248_action *a = m->transactions->actions;
     ck_assert_int_eq(a->context.kind, H248_CTX_CHOOSE);
     ck_assert(a->props->has_priority);
@@ -186,10 +188,10 @@ END_TEST
 
 START_TEST(replies_pending_acks)
 {
-    struct h248_message *m = parse_ok(
-        "!/3 [1.2.3.4]:2944 P=5{IA,C=1{A=ip/access/1{M{ST=1{L{v=0\nc=IN IP4 1.2.3.4\n}}}},"
-        "ER=430{\"no such termination\"}}} PN=6{} K{1,3-5,7} P=8/2/END{C=-{N=ROOT}} "
-        "P=9{ER=501{\"not implemented\"}}");
+    struct h248_message *m =
+        parse_ok("!/3 [1.2.3.4]:2944 P=5{IA,C=1{A=ip/access/1{M{ST=1{L{v=0\nc=IN IP4 1.2.3.4\n}}}},"
+                 "ER=430{\"no such termination\"}}} PN=6{} K{1,3-5,7} P=8/2/END{C=-{N=ROOT}} "
+                 "P=9{ER=501{\"not implemented\"}}");
     struct h248_transaction *t = m->transactions;
     ck_assert_int_eq(t->kind, H248_TRANS_REPLY);
     ck_assert(t->imm_ack_required);
@@ -219,8 +221,7 @@ START_TEST(octet_string_escapes)
 {
     struct h248_message *m = parse_ok("!/3 [1.2.3.4]:2944 T=1{C=${A=${M{L{\r\n  v=0\r\n"
                                       "a=x-brace:\\}a\\\\}b\r\n}}}}}");
-    struct h248_stream_parms *sp =
-        &m->transactions->actions->commands->descriptors->u.media.direct;
+    struct h248_stream_parms *sp = &m->transactions->actions->commands->descriptors->u.media.direct;
     ck_assert(sp->has_local);
     ASSERT_STR(sp->local, "v=0\r\na=x-brace:}a\\}b");
     h248_message_free(m);
@@ -229,12 +230,13 @@ END_TEST
 
 START_TEST(events_signals_observed)
 {
-    struct h248_message *m = parse_ok(
-        "!/3 [1.2.3.4]:2944 T=1{C=1{MF=t1{E=22{al/on{strict=state,ST=2,KA,"
-        "EM{SG{cg/rt},E=23{dd/ce{DM=dialplan0}}}},dd/ce{DM={(0|1x.)}},tls/fail{NBRN}},"
-        "SG{cg/dt{SY=TO,DR=100,NC={TO,IBE},ST=1,SPARQ=4,x=y},SL=3{a/b,c/d}},"
-        "DM=dialplan0{(0|00|[1-7]xxx|8xxxxxxx)}}},"
-        "C=2{N=t2{OE=22{20021217T10001234:al/of{init=false},dd/ce{ds=\"916135551212\",Meth=UM}}}}}");
+    struct h248_message *m =
+        parse_ok("!/3 [1.2.3.4]:2944 T=1{C=1{MF=t1{E=22{al/on{strict=state,ST=2,KA,"
+                 "EM{SG{cg/rt},E=23{dd/ce{DM=dialplan0}}}},dd/ce{DM={(0|1x.)}},tls/fail{NBRN}},"
+                 "SG{cg/dt{SY=TO,DR=100,NC={TO,IBE},ST=1,SPARQ=4,x=y},SL=3{a/b,c/d}},"
+                 "DM=dialplan0{(0|00|[1-7]xxx|8xxxxxxx)}}},"
+                 "C=2{N=t2{OE=22{20021217T10001234:al/of{init=false},dd/"
+                 "ce{ds=\"916135551212\",Meth=UM}}}}}");
     struct h248_descriptor *d = m->transactions->actions->commands->descriptors;
     ck_assert_int_eq(d->kind, H248_DESC_EVENTS);
     ck_assert_uint_eq(d->u.events.request_id, 22);
@@ -285,8 +287,8 @@ START_TEST(parm_values_shapes)
 {
     struct h248_message *m = parse_ok("!/3 [1.2.3.4]:2944 T=1{C=1{MF=t1{M{O{a/b=[1,2,3],"
                                       "a/c={x,y},a/d=[1:9],a/e>5,a/f<6,a/g#7,a/h=\"q v\"}}}}}");
-    struct h248_property *p = m->transactions->actions->commands->descriptors->u.media.direct
-                                  .local_control->properties;
+    struct h248_property *p =
+        m->transactions->actions->commands->descriptors->u.media.direct.local_control->properties;
     ck_assert_int_eq(p->value.shape, H248_SHAPE_SUBLIST);
     ASSERT_STR(p->value.values->next->next->text, "3");
     p = p->next;
@@ -309,10 +311,10 @@ END_TEST
 
 START_TEST(service_change_params)
 {
-    struct h248_message *m = parse_ok(
-        "!/3 [1.2.3.4]:2944 T=1{C=-{SC=ROOT{SV{MT=RS,RE=\"901 Cold Boot\",DL=10,"
-        "AD=[1.2.3.4]:2945,PF=ResGW/1,V=3,20021217T10001234,X-abc=1}}}}"
-        " P=2{C=-{SC=ROOT{SV{MG=<mgc2>:2944,V=2}}}}");
+    struct h248_message *m =
+        parse_ok("!/3 [1.2.3.4]:2944 T=1{C=-{SC=ROOT{SV{MT=RS,RE=\"901 Cold Boot\",DL=10,"
+                 "AD=[1.2.3.4]:2945,PF=ResGW/1,V=3,20021217T10001234,X-abc=1}}}}"
+                 " P=2{C=-{SC=ROOT{SV{MG=<mgc2>:2944,V=2}}}}");
     struct h248_service_change *sc =
         &m->transactions->actions->commands->descriptors->u.service_change;
     ck_assert_int_eq(sc->method, H248_SC_RESTART);
