@@ -26,12 +26,15 @@ SCTP_CFLAGS = $(shell $(PKG_CONFIG) --cflags usrsctp)
 SCTP_LIBS = $(shell $(PKG_CONFIG) --libs usrsctp)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
+INIH_CFLAGS = $(shell $(PKG_CONFIG) --cflags inih)
+INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih)
 USRSCTP_VERSION = $(shell $(PKG_CONFIG) --modversion usrsctp 2>/dev/null)
 
 H248_SRCS := $(wildcard h248/*.c)
 TLS_SRCS := $(wildcard tls/*.c)
 SCTP_SRCS := $(wildcard sctp/*.c)
 AGW_SRCS := $(wildcard agw/*.c)
+AGW_LIB_SRCS := $(filter-out agw/main.c,$(AGW_SRCS))
 TEST_SRCS := $(wildcard tests/test_*.c)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 TEST_NAMES := $(basename $(notdir $(TEST_SRCS)))
@@ -63,29 +66,45 @@ $(1)/obj/%.o: %.c | $(NEED_DEPS)
 
 $(1)/obj/tls/%.o: CFLAGS += $$(SSL_CFLAGS)
 $(1)/obj/sctp/%.o: CFLAGS += $$(SCTP_CFLAGS)
-$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) \
+$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) $$(INIH_CFLAGS) \
     -DAGW_VERSION='"$(VERSION)"' $$(if $$(USRSCTP_VERSION),-DAGW_USRSCTP_VERSION='"$$(USRSCTP_VERSION)"')
 $(1)/obj/tools/%.o: CFLAGS += -DAGW_VERSION='"$(VERSION)"'
 # Tests may name the codec's headers without the folder ("h248.h", "token.h").
-$(1)/obj/tests/%.o: CFLAGS += -Ih248 $$(CHECK_CFLAGS) $$(LIB_CFLAGS)
+$(1)/obj/tests/%.o: CFLAGS += -Ih248 $$(CHECK_CFLAGS) $$(LIB_CFLAGS) $$(UV_CFLAGS) $$(INIH_CFLAGS)
 
 $(1)/libh248.a: $(H248_SRCS:%.c=$(1)/obj/%.o)
 $(1)/libagwtls.a: $(TLS_SRCS:%.c=$(1)/obj/%.o)
 $(1)/libagwsctp.a: $(SCTP_SRCS:%.c=$(1)/obj/%.o)
+# The daemon's modules, less main(): linked by ims-agw and by the tests of daemon modules.
+$(1)/libagw.a: $(AGW_LIB_SRCS:%.c=$(1)/obj/%.o)
 $(1)/%.a:
 	@rm -f $$@
 	$$(AR) rcs $$@ $$^
 
-$(1)/ims-agw: $(AGW_SRCS:%.c=$(1)/obj/%.o) $(LIB_NAMES:%=$(1)/%)
-	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(UV_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+$(1)/ims-agw: $(1)/obj/agw/main.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) $$(LDLIBS)
 
-$(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/libh248.a
+$(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools/scenario.o \
+    $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
 $(1)/bench-codec: $(1)/obj/tools/bench-codec.o $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
-$(1)/tests/%: $(1)/obj/tests/%.o $(LIB_NAMES:%=$(1)/%)
+$(1)/tests/%: $(1)/obj/tests/%.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
+	    $$(LDLIBS)
+
+# The Iq client test links tools/iq_client.o, which must come before the archives it uses.
+$(1)/tests/test_iq_client: $(1)/obj/tests/test_iq_client.o $(1)/obj/tools/iq_client.o \
+    $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+
+# The daemon test plays the MGC with tools/iq_client.o.
+$(1)/tests/test_daemon: $(1)/obj/tests/test_daemon.o $(1)/obj/tools/iq_client.o \
+    $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
 

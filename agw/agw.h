@@ -2,58 +2,283 @@
 #ifndef IMS_AGW_AGW_H
 #define IMS_AGW_AGW_H
 
-#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "agw/config.h"
+#include "h248/h248.h"
+#include "h248/sdp.h"
+#include "tls/cert.h"
+#include "tls/fingerprint.h"
+
 #ifndef AGW_VERSION
 #define AGW_VERSION "0.0.0"
 #endif
 
-#define AGW_IQ_DEFAULT_LISTEN "127.0.0.1:2944"   /* H.248.1 Annex D.1 text port */
-#define AGW_DATAGRAM_MAX 65536                   /* largest UDP payload we read or write */
-#define AGW_ADDR_TEXT_MAX (INET6_ADDRSTRLEN + 8) /* "[v6]:port" */
+#define AGW_DATAGRAM_MAX 65507 /* largest UDP payload over IPv4 */
+#define AGW_MAX_STREAMS 1      /* streams per termination in this profile */
+#define AGW_MAX_FINGERPRINTS 8 /* a=fingerprint lines kept from a Remote */
+#define AGW_MAX_EVENTS 8       /* requested events kept per termination */
+#define AGW_TERM_ID_MAX 48     /* "ip/<realm>/<n>" */
 
-/* Our own H.248 identity: the mId we put in every message we send. */
-struct agw_mid_conf {
-    bool ipv6;
-    char ip[INET6_ADDRSTRLEN];
-    uint16_t port;
-};
+/* log.c */
 
-/* Log lines about one peer's input, capped per second so that a flood cannot flood the log. */
+void agw_log_set_level(enum agw_log_level level);
+bool agw_log_enabled(enum agw_log_level level);
+/* One line to stderr, written with a single write() so that threads do not interleave. */
+void agw_log(enum agw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* At most `per_second` lines a second for one source of hostile input; counts what it drops. */
 struct agw_log_limit {
     uint64_t second;
     unsigned lines;
     unsigned long suppressed;
 };
+bool agw_log_allow(struct agw_log_limit *limit, uint64_t now_ms, unsigned per_second);
 
-/* The Iq endpoint until the control plane lands: parses every datagram and answers 501. */
-struct agw_iq_listener {
-    uv_udp_t udp;
-    struct agw_mid_conf self;
-    char local_text[AGW_ADDR_TEXT_MAX];
-    struct agw_log_limit log_limit;
-    char rx[AGW_DATAGRAM_MAX];
-    char tx[AGW_DATAGRAM_MAX];
+/* realm.c */
+
+/* An address realm (H.248.41 ipdc/realm): where terminations get their address and ports. */
+struct agw_realm {
+    char name[AGW_CONFIG_REALM_NAME_MAX + 1];
+    struct sockaddr_storage addr; /* port 0 */
+    socklen_t addrlen;
+    char addr_text[INET6_ADDRSTRLEN];
+    uint16_t port_low, port_high;
+    uint32_t port_hint;    /* next port to try, as an offset from port_low */
+    uint8_t *ports_in_use; /* bitmap over the range */
+    unsigned ports_used;
+    uint32_t next_term_number;
+    struct agw_tls_identity *identity; /* the realm's certificate (one reference) */
 };
 
-/* iq_listener.c */
+/* Sets a realm up from its configuration: port bitmap, certificate loaded or generated. */
+int agw_realm_init(struct agw_realm *realm, const struct agw_config_realm *conf, char *err,
+                   size_t errlen);
+void agw_realm_fini(struct agw_realm *realm);
+/* Binds a socket on a free port of the realm (TCP: bound and listening when listen is set; UDP:
+ * bound). *fd is owned by the caller. -ENOSPC when every port is taken. */
+int agw_realm_reserve(struct agw_realm *realm, int socktype, bool listen, int *fd, uint16_t *port);
+/* Gives the port back once its socket is closed. */
+void agw_realm_release(struct agw_realm *realm, uint16_t port);
 
-/* Answers one datagram: the reply (len 0 = send nothing) goes to out, a one-line summary of what
- * came in and what went out to summary. Borrows everything; 0 or a negative errno. */
-int agw_iq_answer(const struct agw_mid_conf *self, const char *in, size_t len, char *out,
-                  size_t cap, size_t *out_len, char *summary, size_t summary_cap);
+/* model.c */
 
-/* Binds the UDP socket to listen ("a.b.c.d:port" or "[v6]:port") and starts reading. The caller
- * owns l, which must stay valid until the close callback of agw_iq_listener_close has run.
- * 0 or a negative errno (-EINVAL for a malformed address). */
-int agw_iq_listener_start(struct agw_iq_listener *l, uv_loop_t *loop, const char *listen);
+enum agw_tcp_role { AGW_ROLE_NONE, AGW_ROLE_PASSIVE, AGW_ROLE_ACTIVE };
 
-/* Stops reading and closes the socket; l may be freed once close_cb has run (NULL allowed). */
-void agw_iq_listener_close(struct agw_iq_listener *l, uv_close_cb close_cb);
+/* What the ALG configured for one termination, as the gateway understood it. */
+struct agw_term {
+    struct agw_context *ctx;
+    struct agw_realm *realm;
+    unsigned realm_index;
+    uint32_t number;
+    uint64_t key; /* unique for the process's life: names it to the workers */
+    char id[AGW_TERM_ID_MAX];
+    size_t id_len;
+    enum sdp_proto proto;
+    char proto_text[32];
+    bool secure;   /* TLS or DTLS on this leg */
+    bool datagram; /* UDP transport */
+    enum agw_tcp_role tcp_role;
+    uint16_t port; /* the gateway's port, 9 when TCP-active, 0 before Local */
+    int fd;        /* reserved socket until handed to the worker, else -1 */
+    bool port_reserved;
+    uint16_t stream_id;
+    enum h248_stream_mode mode;
+    char *local_sdp; /* the gateway's Local as sent to the ALG (malloc) */
+    size_t local_len;
+    char *remote_sdp; /* the Remote as received (malloc) */
+    size_t remote_len;
+    struct agw_tls_fingerprint fingerprints[AGW_MAX_FINGERPRINTS];
+    unsigned n_fingerprints;
+    struct agw_tls_identity *identity; /* bound at Add: the fingerprint returned must stay true */
+    bool has_events;
+    uint32_t events_request_id;
+    char events[AGW_MAX_EVENTS][32];
+    unsigned n_events;
+    bool establish_tls_signal;
+    uint64_t added_ms;
+    uint64_t octets_sent, octets_received; /* final figures, filled when the worker releases it */
+};
+
+#define AGW_MAX_TERMS_PER_CONTEXT 16
+
+struct agw_context {
+    uint32_t id;
+    unsigned worker;
+    bool has_priority;
+    uint16_t priority;
+    bool emergency;
+    struct agw_term *terms[AGW_MAX_TERMS_PER_CONTEXT];
+    unsigned n_terms;
+};
+
+struct agw_model {
+    struct agw_realm *realms;
+    unsigned n_realms, default_realm;
+    unsigned max_contexts, max_terms_per_context;
+    unsigned workers;
+    unsigned n_contexts, n_terms;
+    uint32_t next_context_id;
+    uint64_t next_term_key;
+    unsigned next_worker;
+    /* Open addressing: contexts by id, terminations by (realm, number). */
+    struct agw_context **ctx_slots;
+    size_t ctx_cap, ctx_tombs;
+    struct agw_term **term_slots;
+    size_t term_cap, term_tombs;
+};
+
+int agw_model_init(struct agw_model *m, struct agw_realm *realms, unsigned n_realms,
+                   unsigned default_realm, unsigned max_contexts, unsigned max_terms_per_context,
+                   unsigned workers);
+void agw_model_fini(struct agw_model *m);
+struct agw_context *agw_model_context(struct agw_model *m, uint32_t id);
+/* A new, empty context pinned to a worker; NULL when max_contexts is reached or no id is free. */
+struct agw_context *agw_model_context_new(struct agw_model *m);
+void agw_model_context_delete(struct agw_model *m, struct agw_context *c);
+/* The termination named id (exact, no wildcard), or NULL. */
+struct agw_term *agw_model_term(struct agw_model *m, const char *id, size_t len);
+/* A new termination in realm, added to c; NULL (and *code set: 432, 434, 510) on failure. */
+struct agw_term *agw_model_term_new(struct agw_model *m, struct agw_context *c, unsigned realm,
+                                    unsigned *code);
+/* Unlinks t from its context and the index; the caller frees it with agw_model_term_free. */
+void agw_model_term_remove(struct agw_model *m, struct agw_term *t);
+void agw_model_term_free(struct agw_term *t);
+/* Moves t into context to. 434 when full. */
+int agw_model_term_move(struct agw_model *m, struct agw_term *t, struct agw_context *to);
+int agw_model_realm_index(const struct agw_model *m, const char *name, size_t len);
+/* Does the termination id (pattern with '*' as the last path element, or "*") match t? */
+bool agw_term_matches(const struct agw_term *t, const char *pattern, size_t len);
+
+/* worker.c */
+
+enum agw_op_kind {
+    AGW_OP_ADOPT,   /* take ownership of a reserved socket */
+    AGW_OP_RELEASE, /* close its sockets, report its figures */
+    AGW_OP_DETACH,  /* hand its socket back (Move to another worker) */
+    AGW_OP_BARRIER, /* everything before it is done: report back with the cookie */
+};
+
+struct agw_op {
+    enum agw_op_kind kind;
+    uint64_t key;
+    int fd;
+    bool datagram, listening;
+    struct agw_term *term; /* RELEASE/DETACH: the worker writes the final figures/fd here */
+    uint64_t cookie;       /* BARRIER */
+};
+
+struct agw_workers;
+typedef void (*agw_barrier_cb)(void *user, uint64_t cookie);
+
+/* Starts n worker threads, each with its own loop; barrier reports arrive on control_loop. */
+int agw_workers_start(struct agw_workers **out, unsigned n, uv_loop_t *control_loop,
+                      agw_barrier_cb on_barrier, void *user, unsigned debug_delay_ms);
+/* Queues ops for worker w (copied); they run in order. */
+int agw_workers_submit(struct agw_workers *ws, unsigned w, const struct agw_op *ops, size_t n);
+/* Whether every worker loop turned within the last max_age_ms (for the watchdog). */
+bool agw_workers_alive(struct agw_workers *ws, uint64_t max_age_ms);
+/* Stops the threads (closing every socket they own) and frees ws. */
+void agw_workers_stop(struct agw_workers *ws);
+
+/* profile.c: the Iq SDP profile (DESIGN.md §5) and the packages we support */
+
+/* The package items the gateway knows: name "pkg/item" -> kind. */
+enum agw_item_kind { AGW_ITEM_EVENT, AGW_ITEM_SIGNAL, AGW_ITEM_PROPERTY, AGW_ITEM_STATISTIC };
+/* 0 if supported; else the H.248 error code (440 unknown package, 445/451/452/453 item). */
+unsigned agw_profile_check_item(enum agw_item_kind kind, const char *name, size_t len);
+/* The Packages descriptor list of the gateway (static). */
+const struct agw_package_info {
+    const char *name;
+    unsigned version;
+} * agw_profile_packages(size_t *n);
+
+/* The outcome of a command: 0 or an H.248 code with a text. */
+struct agw_status {
+    unsigned code;
+    char text[120];
+};
+int agw_status_set(struct agw_status *st, unsigned code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Applies a Local descriptor to t: classifies the protocol (515), reserves the port when the
+ * gateway listens, fills every CHOOSE and the gateway's fingerprint; t->local_sdp gets the text
+ * to return. Remote is applied first when the command carries both. */
+int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char *text, size_t len,
+                            struct agw_status *st);
+/* Applies a Remote descriptor: protocol, address, a=setup, fingerprints (449 on a bad one). */
+int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
+                             struct agw_status *st);
+
+/* command.c */
+
+struct agw_exec_op {
+    unsigned worker;
+    struct agw_op op;
+};
+
+/* What executing one transaction leaves behind for the control loop: the reply under
+ * construction and the work the data plane must finish before it can be sent. */
+struct agw_exec {
+    struct h248_message *reply;   /* owned; holds the reply transaction */
+    struct h248_transaction *txn; /* in reply */
+    struct agw_exec_op *ops;      /* to submit, in order, grouped by worker when submitted */
+    size_t n_ops, cap_ops;
+    uint64_t workers_touched; /* bit per worker (first 64) that needs a barrier */
+    struct agw_released {
+        struct agw_term *term;
+        struct h248_statistics *stats; /* NULL when the reply carries none */
+        unsigned adopt_worker;         /* Move across workers: adopt here once detached */
+        bool moved;
+    } * released;
+    size_t n_released, cap_released;
+};
+
+/* What the root termination was asked for (H.248.14 inactivity timer). */
+struct agw_root_state {
+    bool ito_armed;
+    uint32_t ito_request_id;
+    uint32_t ito_mit_ms;
+};
+
+/* Executes one transaction request against the model, building the reply transaction in a new
+ * exec->reply. 0, or -ENOMEM (then nothing was changed and exec is empty). */
+int agw_exec_transaction(struct agw_model *m, struct agw_root_state *root,
+                         const struct h248_message *req_msg, const struct h248_transaction *req,
+                         struct agw_exec *exec, uint64_t now_ms);
+/* Once the workers ran exec's ops: fills the figures, gives ports back, frees what was
+ * released, and lists the adoptions still to submit (moved terminations). */
+void agw_exec_finish(struct agw_model *m, struct agw_exec *exec, uint64_t now_ms);
+/* Frees exec's memory (not the reply if it was taken: set exec->reply NULL to keep it). */
+void agw_exec_fini(struct agw_exec *exec);
+
+/* control.c */
+
+struct agw_control;
+
+struct agw_control_stats {
+    uint64_t datagrams_received, datagrams_sent, send_errors;
+    uint64_t parse_errors, unknown_peer_drops, before_registration;
+    uint64_t transactions, duplicates, pendings_sent, retransmissions, unknown_replies;
+    uint64_t mgc_failovers;
+};
+
+typedef void (*agw_control_stopped_cb)(void);
+
+/* Binds the Iq socket, starts the workers and registers with the first MGC. cfg and model are
+ * borrowed for the control's life. debug_worker_delay_ms > 0 slows every worker batch (tests). */
+int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct agw_config *cfg,
+                      struct agw_model *model, unsigned debug_worker_delay_ms);
+/* Graceful ServiceChange, then closes everything; done runs once all is closed (c is freed). */
+void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done);
+bool agw_control_registered(const struct agw_control *c);
+const struct agw_control_stats *agw_control_stats(const struct agw_control *c);
+bool agw_control_workers_alive(const struct agw_control *c, uint64_t max_age_ms);
 
 #endif

@@ -1,28 +1,16 @@
-/* ims-agw entry point: options, versions, the event loop and orderly shutdown on signals. */
-#include "agw.h"
+/* ims-agw entry point: configuration, realms, the control loop and orderly shutdown. */
+#include "agw/agw.h"
 
-#include <getopt.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-/* Static: the listener holds two 64 KiB datagram buffers. */
-static struct agw_iq_listener iq;
 static uv_signal_t sig_int, sig_term;
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: ims-agw [--iq-listen ADDR:PORT]\n"
-            "       ims-agw -V | -h\n"
-            "  --iq-listen ADDR:PORT  UDP address for Iq (H.248 text), default %s;\n"
-            "                         IPv6 as [addr]:port\n"
-            "  -V, --version          print the versions of ims-agw and its libraries\n"
-            "  -h, --help             this text\n",
-            AGW_IQ_DEFAULT_LISTEN);
-}
+static struct agw_control *control;
+static bool stopping;
 
 static void print_versions(void)
 {
@@ -35,77 +23,96 @@ static void print_versions(void)
 #endif
 }
 
+static void on_stopped(void)
+{
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     (void)sig;
-    fprintf(stderr, "ims-agw: %s, shutting down\n", strsignal(signum));
-    uv_close((uv_handle_t *)&sig_int, NULL);
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    agw_iq_listener_close(&iq, NULL);
+    if (stopping) {
+        agw_log(AGW_LOG_WARN, "%s again: stopping now", strsignal(signum));
+        exit(1);
+    }
+    stopping = true;
+    agw_log(AGW_LOG_INFO, "%s: shutting down", strsignal(signum));
+    agw_control_shutdown(control, on_stopped);
+}
+
+static unsigned worker_count(const struct agw_config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"iq-listen", required_argument, NULL, 'l'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *listen = AGW_IQ_DEFAULT_LISTEN;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "Vh", options, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-            listen = optarg;
-            break;
-        case 'V':
-            print_versions();
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "ims-agw: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+    static struct agw_config cfg;
+    struct agw_config_cli cli;
+    char err[512];
+    if (agw_config_parse_args(&cfg, argc, argv, &cli, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ims-agw: %s\n", err);
         return 2;
     }
-
-    /* A peer closing a stream socket must not kill the daemon; errors come back as EPIPE. */
+    if (cli.help) {
+        fputs(agw_config_usage(), stdout);
+        return 0;
+    }
+    if (cli.version) {
+        print_versions();
+        return 0;
+    }
+    if (cli.check_only) {
+        /* -t: the configuration is valid; show what would run. */
+        agw_config_print(&cfg, stdout);
+        return 0;
+    }
+    agw_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
 
-    uv_loop_t loop;
-    int rc = uv_loop_init(&loop);
+    static struct agw_realm realms[AGW_CONFIG_MAX_REALMS];
+    unsigned default_realm = 0;
+    for (unsigned i = 0; i < cfg.realm_count; i++) {
+        if (agw_realm_init(&realms[i], &cfg.realms[i], err, sizeof(err)) < 0) {
+            agw_log(AGW_LOG_ERROR, "%s", err);
+            return 1;
+        }
+        if (strcmp(cfg.realms[i].name, cfg.default_realm) == 0)
+            default_realm = i;
+        char fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
+        agw_tls_fingerprint_format(agw_tls_identity_fingerprint(realms[i].identity), fp,
+                                   sizeof(fp));
+        agw_log(AGW_LOG_INFO, "realm %s: %s ports %u-%u, certificate %s", realms[i].name,
+                realms[i].addr_text, realms[i].port_low, realms[i].port_high, fp);
+    }
+    static struct agw_model model;
+    if (agw_model_init(&model, realms, cfg.realm_count, default_realm, cfg.max_contexts,
+                       cfg.max_terminations_per_context, worker_count(&cfg)) < 0) {
+        agw_log(AGW_LOG_ERROR, "out of memory for %u contexts", cfg.max_contexts);
+        return 1;
+    }
+    uv_loop_t *loop = uv_default_loop();
+    const char *delay = getenv("AGW_DEBUG_WORKER_DELAY_MS"); /* test hook */
+    unsigned delay_ms = delay != NULL ? (unsigned)strtoul(delay, NULL, 10) : 0;
+    int rc = agw_control_start(&control, loop, &cfg, &model, delay_ms);
     if (rc < 0) {
-        fprintf(stderr, "ims-agw: cannot create the event loop: %s\n", uv_strerror(rc));
+        agw_log(AGW_LOG_ERROR, "cannot start: %s", uv_strerror(rc));
         return 1;
     }
-    rc = agw_iq_listener_start(&iq, &loop, listen);
-    if (rc < 0) {
-        fprintf(stderr, "ims-agw: cannot listen for Iq on %s: %s\n", listen, uv_strerror(rc));
-        uv_run(&loop, UV_RUN_DEFAULT); /* runs the close callback of a half-opened socket */
-        uv_loop_close(&loop);
-        return 1;
-    }
-    if (uv_signal_init(&loop, &sig_int) < 0 || uv_signal_init(&loop, &sig_term) < 0 ||
-        uv_signal_start(&sig_int, on_signal, SIGINT) < 0 ||
-        uv_signal_start(&sig_term, on_signal, SIGTERM) < 0) {
-        fprintf(stderr, "ims-agw: cannot install signal handlers\n");
-        return 1;
-    }
-    fprintf(stderr, "ims-agw %s listening for Iq on %s\n", AGW_VERSION, iq.local_text);
-
-    uv_run(&loop, UV_RUN_DEFAULT);
-    rc = uv_loop_close(&loop);
-    if (rc < 0) {
-        fprintf(stderr, "ims-agw: handles left open at exit: %s\n", uv_strerror(rc));
-        return 1;
-    }
-    fprintf(stderr, "ims-agw: stopped\n");
+    agw_log(AGW_LOG_INFO, "ims-agw %s started", AGW_VERSION);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_init(loop, &sig_term);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+    agw_model_fini(&model);
+    for (unsigned i = 0; i < cfg.realm_count; i++)
+        agw_realm_fini(&realms[i]);
+    uv_loop_close(loop);
+    agw_log(AGW_LOG_INFO, "stopped");
     return 0;
 }

@@ -1,0 +1,833 @@
+/* The control loop's Iq endpoint: UDP transport, the transaction layer, the association with
+ * the MGC (registration, failover, inactivity) and dispatch of commands to the model. */
+#include "agw/agw.h"
+#include "h248/transaction.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum association { ASSOC_REGISTERING, ASSOC_REGISTERED, ASSOC_SHUTTING_DOWN, ASSOC_DOWN };
+
+/* A transaction whose reply waits for the workers. Its address is the barrier cookie. */
+struct pending_exec {
+    struct pending_exec *prev, *next;
+    struct agw_exec x;
+    unsigned barriers_left;
+    unsigned peer;
+    uint32_t tid;
+};
+
+struct agw_control {
+    uv_loop_t *loop;
+    const struct agw_config *cfg;
+    struct agw_model *model;
+    struct agw_workers *workers;
+    struct agw_root_state root;
+    uv_udp_t udp;
+    uv_timer_t timer;
+    uv_timer_t ito_timer;
+    struct h248_mid self_mid;
+    struct h248_message *mid_holder; /* owns self_mid's text */
+    unsigned version;                /* negotiated with the MGC */
+    /* Peers: the configured MGCs, then one address learnt from MgcIdToTry. */
+    struct sockaddr_storage peers[AGW_CONFIG_MAX_MGCS + 1];
+    unsigned n_peers, target;
+    enum association assoc;
+    bool was_registered;
+    uint32_t assoc_tid; /* the ServiceChange in flight */
+    uint32_t ito_notify_tid;
+    struct h248_txn_in *txn_in;
+    struct h248_txn_out *txn_out;
+    struct pending_exec pending; /* list head */
+    unsigned shutdown_polls;
+    unsigned handles_open; /* closed one by one; c is freed after the last */
+    struct agw_log_limit hostile_log;
+    agw_control_stopped_cb on_stopped;
+    struct agw_control_stats stats;
+    char rx[AGW_DATAGRAM_MAX];
+    char tx[AGW_DATAGRAM_MAX];
+    /* Replies ready together go out in one datagram per peer. */
+    char batch[AGW_DATAGRAM_MAX];
+    size_t batch_len, batch_header_len;
+    int batch_peer;
+};
+
+static uint64_t now_ms(struct agw_control *c)
+{
+    return uv_now(c->loop);
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return false;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+static int peer_index(struct agw_control *c, const struct sockaddr *from)
+{
+    for (unsigned i = 0; i < c->n_peers; i++)
+        if (same_addr(&c->peers[i], from))
+            return (int)i;
+    return -1;
+}
+
+static void send_to(struct agw_control *c, unsigned peer, const char *bytes, size_t len)
+{
+    uv_buf_t buf = uv_buf_init((char *)bytes, (unsigned)len);
+    int rc = uv_udp_try_send(&c->udp, &buf, 1, (const struct sockaddr *)&c->peers[peer]);
+    if (rc < 0) {
+        c->stats.send_errors++;
+        agw_log(AGW_LOG_WARN, "iq: send of %zu bytes failed: %s", len, uv_strerror(rc));
+    } else {
+        c->stats.datagrams_sent++;
+    }
+}
+
+static void batch_flush(struct agw_control *c)
+{
+    if (c->batch_len > 0)
+        send_to(c, (unsigned)c->batch_peer, c->batch, c->batch_len);
+    c->batch_len = 0;
+}
+
+/* Queues an encoded single-transaction message for peer, merging it into the batch when the
+ * header matches and the datagram stays under a path-MTU-friendly size. */
+static void batch_add(struct agw_control *c, unsigned peer, const char *msg, size_t len,
+                      size_t header_len)
+{
+    const size_t soft_max = 1400;
+    if (c->batch_len > 0 &&
+        ((int)peer != c->batch_peer || header_len != c->batch_header_len ||
+         memcmp(c->batch, msg, header_len) != 0 || c->batch_len + len - header_len > soft_max))
+        batch_flush(c);
+    if (c->batch_len == 0) {
+        if (len > sizeof(c->batch))
+            return;
+        memcpy(c->batch, msg, len);
+        c->batch_len = len;
+        c->batch_header_len = header_len;
+        c->batch_peer = (int)peer;
+        return;
+    }
+    memcpy(c->batch + c->batch_len, msg + header_len, len - header_len);
+    c->batch_len += len - header_len;
+}
+
+/* Encodes msg (its header set here) into c->tx; the length of the header goes to *header_len. */
+static int encode(struct agw_control *c, struct h248_message *msg, size_t *len, size_t *header_len)
+{
+    msg->version = c->version;
+    msg->mid = c->self_mid;
+    int rc = h248_encode_message(msg, H248_STYLE_COMPACT, c->tx, sizeof(c->tx), len);
+    if (rc == 0 && header_len != NULL) {
+        /* Compact form: "!/v mid " then the body. */
+        const char *sp = memchr(c->tx, ' ', *len);
+        sp = sp != NULL ? memchr(sp + 1, ' ', *len - (size_t)(sp + 1 - c->tx)) : NULL;
+        *header_len = sp != NULL ? (size_t)(sp + 1 - c->tx) : 0;
+    }
+    return rc;
+}
+
+static struct h248_message *error_reply(uint32_t tid, bool has_tid, unsigned code, const char *text)
+{
+    struct h248_message *m = h248_message_new();
+    struct h248_error_desc *e = m != NULL ? h248_alloc(m, sizeof(*e)) : NULL;
+    if (e == NULL) {
+        h248_message_free(m);
+        return NULL;
+    }
+    e->code = (uint16_t)code;
+    e->has_text = text != NULL && text[0] != '\0';
+    if (e->has_text && h248_str_copy(m, &e->text, text, strlen(text)) < 0)
+        e->has_text = false;
+    if (!has_tid) {
+        m->error = e;
+        return m;
+    }
+    struct h248_transaction *t = h248_alloc(m, sizeof(*t));
+    if (t == NULL) {
+        h248_message_free(m);
+        return NULL;
+    }
+    t->kind = H248_TRANS_REPLY;
+    t->id = tid;
+    t->error = e;
+    m->transactions = t;
+    return m;
+}
+
+/* Sends a reply for a request and stores it in the reply cache. */
+static void answer(struct agw_control *c, unsigned peer, uint32_t tid, struct h248_message *reply,
+                   bool cache)
+{
+    size_t len, header_len;
+    bool imm_ack = false;
+    if (cache && h248_txn_in_needs_imm_ack(c->txn_in, peer, tid, &imm_ack) == 0 && imm_ack)
+        reply->transactions->imm_ack_required = true;
+    int rc = encode(c, reply, &len, &header_len);
+    if (rc == -ENOSPC) {
+        /* H.248.1 Annex D.1: no segmentation on UDP; the reply becomes error 533. */
+        struct h248_message *err =
+            error_reply(tid, true, 533, "response exceeds the maximum transport PDU size");
+        rc = err != NULL ? encode(c, err, &len, &header_len) : -ENOMEM;
+        h248_message_free(err);
+    }
+    if (rc < 0) {
+        agw_log(AGW_LOG_ERROR, "transaction %u: cannot encode the reply: %s", tid, strerror(-rc));
+        if (cache)
+            h248_txn_in_abort(c->txn_in, peer, tid);
+        return;
+    }
+    if (cache)
+        h248_txn_in_complete(c->txn_in, peer, tid, c->tx, len, now_ms(c));
+    batch_add(c, peer, c->tx, len, header_len);
+}
+
+static void answer_error(struct agw_control *c, unsigned peer, uint32_t tid, bool has_tid,
+                         unsigned code, const char *text, bool cache)
+{
+    struct h248_message *m = error_reply(tid, has_tid, code, text);
+    if (m == NULL)
+        return;
+    if (has_tid) {
+        answer(c, peer, tid, m, cache);
+    } else {
+        size_t len;
+        if (encode(c, m, &len, NULL) == 0)
+            send_to(c, peer, c->tx, len);
+    }
+    h248_message_free(m);
+}
+
+static void schedule(struct agw_control *c);
+
+/* ---- Transactions whose reply waits for the workers ---- */
+
+static void finish_exec(struct agw_control *c, struct pending_exec *p)
+{
+    agw_exec_finish(c->model, &p->x, now_ms(c));
+    for (size_t i = 0; i < p->x.n_released; i++) {
+        struct agw_released *r = &p->x.released[i];
+        if (!r->moved || r->term == NULL)
+            continue;
+        struct agw_op op = {.kind = AGW_OP_ADOPT,
+                            .key = r->term->key,
+                            .fd = r->term->fd,
+                            .datagram = r->term->datagram,
+                            .listening = !r->term->datagram};
+        if (op.fd >= 0 && agw_workers_submit(c->workers, r->adopt_worker, &op, 1) == 0)
+            r->term->fd = -1;
+    }
+    answer(c, p->peer, p->tid, p->x.reply, true);
+    agw_exec_fini(&p->x);
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    free(p);
+}
+
+static void on_barrier(void *user, uint64_t cookie)
+{
+    struct agw_control *c = user;
+    struct pending_exec *p = (struct pending_exec *)(uintptr_t)cookie;
+    if (--p->barriers_left == 0)
+        finish_exec(c, p);
+    /* Barriers arrive in bursts: replies finished in one burst share datagrams. */
+    batch_flush(c);
+    schedule(c);
+}
+
+static void execute(struct agw_control *c, unsigned peer, const struct h248_message *msg,
+                    const struct h248_transaction *t)
+{
+    struct pending_exec *p = calloc(1, sizeof(*p));
+    if (p == NULL || agw_exec_transaction(c->model, &c->root, msg, t, &p->x, now_ms(c)) < 0) {
+        free(p);
+        answer_error(c, peer, t->id, true, 500, "out of memory", true);
+        return;
+    }
+    c->stats.transactions++;
+    p->peer = peer;
+    p->tid = t->id;
+    p->prev = &c->pending;
+    p->next = c->pending.next;
+    c->pending.next->prev = p;
+    c->pending.next = p;
+    if (p->x.workers_touched == 0) {
+        finish_exec(c, p);
+        return;
+    }
+    /* Each touched worker gets its ops in order, then a barrier that reports back. */
+    for (unsigned w = 0; w < c->model->workers && w < 64; w++) {
+        if (!(p->x.workers_touched & (1ull << w)))
+            continue;
+        for (size_t i = 0; i < p->x.n_ops; i++)
+            if (p->x.ops[i].worker == w)
+                agw_workers_submit(c->workers, w, &p->x.ops[i].op, 1);
+        struct agw_op barrier = {.kind = AGW_OP_BARRIER, .cookie = (uint64_t)(uintptr_t)p};
+        p->barriers_left++;
+        agw_workers_submit(c->workers, w, &barrier, 1);
+    }
+}
+
+/* ---- The association with the MGC ---- */
+
+static int send_request(struct agw_control *c, struct h248_message *msg, uint32_t *tid_out)
+{
+    uint32_t tid;
+    size_t len;
+    int rc = h248_txn_out_next_tid(c->txn_out, &tid);
+    if (rc < 0)
+        return rc;
+    msg->transactions->id = tid;
+    if ((rc = encode(c, msg, &len, NULL)) < 0)
+        return rc;
+    if ((rc = h248_txn_out_send(c->txn_out, tid, c->tx, len, now_ms(c))) < 0)
+        return rc;
+    send_to(c, c->target, c->tx, len);
+    *tid_out = tid;
+    return 0;
+}
+
+/* ServiceChange on ROOT: Restart 901 at start, Disconnected 900 after losing an MGC,
+ * Graceful 905 on shutdown. */
+static int send_service_change(struct agw_control *c, enum h248_sc_method method,
+                               const char *reason)
+{
+    struct h248_message *m = h248_message_new();
+    struct h248_transaction *t = m ? h248_alloc(m, sizeof(*t)) : NULL;
+    struct h248_action *a = m ? h248_alloc(m, sizeof(*a)) : NULL;
+    struct h248_command *cmd = m ? h248_alloc(m, sizeof(*cmd)) : NULL;
+    struct h248_termination_id *root = m ? h248_alloc(m, sizeof(*root)) : NULL;
+    struct h248_descriptor *d = m ? h248_alloc(m, sizeof(*d)) : NULL;
+    int rc = -ENOMEM;
+    if (d == NULL || h248_str_copy(m, &root->text, "ROOT", 4) < 0)
+        goto out;
+    t->kind = H248_TRANS_REQUEST;
+    a->context.kind = H248_CTX_NULL;
+    cmd->kind = H248_CMD_SERVICE_CHANGE;
+    cmd->terminations = root;
+    d->kind = H248_DESC_SERVICE_CHANGE;
+    struct h248_service_change *sc = &d->u.service_change;
+    sc->method = method;
+    sc->has_reason = true;
+    sc->reason.quoted = true;
+    if (h248_str_copy(m, &sc->reason.text, reason, strlen(reason)) < 0)
+        goto out;
+    if (method == H248_SC_RESTART || method == H248_SC_DISCONNECTED) {
+        sc->has_version = true;
+        sc->version = 3;
+        const char *slash = strrchr(c->cfg->profile, '/');
+        if (slash != NULL && h248_str_copy(m, &sc->profile_name, c->cfg->profile,
+                                           (size_t)(slash - c->cfg->profile)) == 0) {
+            sc->has_profile = true;
+            sc->profile_version = (unsigned)atoi(slash + 1);
+        }
+    }
+    cmd->descriptors = d;
+    a->commands = cmd;
+    t->actions = a;
+    m->transactions = t;
+    rc = send_request(c, m, &c->assoc_tid);
+out:
+    h248_message_free(m);
+    return rc;
+}
+
+static void start_registration(struct agw_control *c)
+{
+    c->assoc = ASSOC_REGISTERING;
+    c->version = 3;
+    h248_txn_out_cancel_all(c->txn_out);
+    h248_txn_out_reset_rtt(c->txn_out);
+    char addr[64];
+    agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
+    const char *reason = c->was_registered ? "900 Service Restored" : "901 Cold Boot";
+    agw_log(AGW_LOG_INFO, "iq: registering with MGC %s (%s)", addr,
+            c->was_registered ? "Disconnected" : "Restart");
+    int rc =
+        send_service_change(c, c->was_registered ? H248_SC_DISCONNECTED : H248_SC_RESTART, reason);
+    if (rc < 0)
+        agw_log(AGW_LOG_ERROR, "iq: cannot send ServiceChange: %s", strerror(-rc));
+}
+
+static void mgc_lost(struct agw_control *c, const char *why)
+{
+    char addr[64];
+    agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
+    agw_log(AGW_LOG_WARN, "iq: MGC %s lost (%s)", addr, why);
+    c->stats.mgc_failovers++;
+    if (c->assoc == ASSOC_REGISTERED)
+        c->was_registered = true;
+    if (c->assoc == ASSOC_SHUTTING_DOWN) {
+        c->assoc = ASSOC_DOWN;
+        return;
+    }
+    /* Back to the configured list (a redirect target is not kept), next one in order. */
+    c->n_peers = c->cfg->mgc_count;
+    c->target = (c->target + 1) % c->n_peers;
+    start_registration(c);
+}
+
+static void on_registration_reply(struct agw_control *c, unsigned peer,
+                                  const struct h248_transaction *t)
+{
+    const struct h248_command *cmd = t->actions ? t->actions->commands : NULL;
+    const struct h248_error_desc *err = t->error;
+    if (err == NULL && t->actions != NULL)
+        err = t->actions->error;
+    const struct h248_service_change *sc = NULL;
+    for (const struct h248_descriptor *d = cmd ? cmd->descriptors : NULL; d; d = d->next) {
+        if (d->kind == H248_DESC_ERROR)
+            err = &d->u.error;
+        else if (d->kind == H248_DESC_SERVICE_CHANGE)
+            sc = &d->u.service_change;
+    }
+    if (c->assoc == ASSOC_SHUTTING_DOWN) {
+        c->assoc = ASSOC_DOWN;
+        return;
+    }
+    if (err != NULL) {
+        agw_log(AGW_LOG_WARN, "iq: registration refused: error %u %.*s", err->code,
+                (int)err->text.len, err->text.ptr);
+        mgc_lost(c, "registration refused");
+        return;
+    }
+    if (sc != NULL && sc->has_mgc_id) {
+        /* Redirect: register with the MGC the reply names. */
+        char text[80];
+        snprintf(text, sizeof(text), "%.*s", (int)sc->mgc_id.text.len, sc->mgc_id.text.ptr);
+        struct sockaddr_storage ss = {0};
+        int port = sc->mgc_id.has_port ? sc->mgc_id.port : 2944;
+        int rc =
+            sc->mgc_id.kind == H248_MID_IPV4   ? uv_ip4_addr(text, port, (struct sockaddr_in *)&ss)
+            : sc->mgc_id.kind == H248_MID_IPV6 ? uv_ip6_addr(text, port, (struct sockaddr_in6 *)&ss)
+                                               : UV_EINVAL;
+        if (rc < 0) {
+            agw_log(AGW_LOG_WARN, "iq: MgcIdToTry %s is not an address: ignored", text);
+        } else {
+            int known = peer_index(c, (struct sockaddr *)&ss);
+            if (known < 0) {
+                c->peers[c->cfg->mgc_count] = ss;
+                c->n_peers = c->cfg->mgc_count + 1;
+                known = (int)c->cfg->mgc_count;
+            }
+            agw_log(AGW_LOG_INFO, "iq: redirected to MGC %s", text);
+            c->target = (unsigned)known;
+            start_registration(c);
+            return;
+        }
+    }
+    if (sc != NULL && sc->has_version && sc->version >= 1 && sc->version < c->version)
+        c->version = sc->version;
+    c->assoc = ASSOC_REGISTERED;
+    c->was_registered = true;
+    (void)peer;
+    char addr[64];
+    agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
+    agw_log(AGW_LOG_INFO, "iq: registered with MGC %s, version %u", addr, c->version);
+}
+
+/* H.248.14: no message from the MGC for mit: tell it, on ROOT. */
+static void on_ito(uv_timer_t *timer)
+{
+    struct agw_control *c = timer->data;
+    if (!c->root.ito_armed || c->assoc != ASSOC_REGISTERED)
+        return;
+    struct h248_message *m = h248_message_new();
+    struct h248_transaction *t = m ? h248_alloc(m, sizeof(*t)) : NULL;
+    struct h248_action *a = m ? h248_alloc(m, sizeof(*a)) : NULL;
+    struct h248_command *cmd = m ? h248_alloc(m, sizeof(*cmd)) : NULL;
+    struct h248_termination_id *root = m ? h248_alloc(m, sizeof(*root)) : NULL;
+    struct h248_descriptor *d = m ? h248_alloc(m, sizeof(*d)) : NULL;
+    struct h248_observed_event *ev = m ? h248_alloc(m, sizeof(*ev)) : NULL;
+    if (ev != NULL && h248_str_copy(m, &root->text, "ROOT", 4) == 0 &&
+        h248_str_copy(m, &ev->name, "it/ito", 6) == 0) {
+        t->kind = H248_TRANS_REQUEST;
+        a->context.kind = H248_CTX_NULL;
+        cmd->kind = H248_CMD_NOTIFY;
+        cmd->terminations = root;
+        d->kind = H248_DESC_OBSERVED_EVENTS;
+        d->u.observed.request_id = c->root.ito_request_id;
+        d->u.observed.events = ev;
+        cmd->descriptors = d;
+        a->commands = cmd;
+        t->actions = a;
+        m->transactions = t;
+        if (send_request(c, m, &c->ito_notify_tid) == 0)
+            agw_log(AGW_LOG_INFO, "iq: no message from the MGC for %u ms: Notify it/ito",
+                    c->root.ito_mit_ms);
+    }
+    h248_message_free(m);
+    uv_timer_start(&c->ito_timer, on_ito, c->root.ito_mit_ms, 0);
+    schedule(c);
+}
+
+static void heard_from_mgc(struct agw_control *c)
+{
+    if (c->assoc == ASSOC_SHUTTING_DOWN || c->assoc == ASSOC_DOWN)
+        return; /* the timer now paces the shutdown */
+    if (c->root.ito_armed)
+        uv_timer_start(&c->ito_timer, on_ito, c->root.ito_mit_ms, 0);
+    else
+        uv_timer_stop(&c->ito_timer);
+}
+
+/* ---- Timers of the transaction layer ---- */
+
+static void on_timer(uv_timer_t *timer)
+{
+    struct agw_control *c = timer->data;
+    uint64_t now = now_ms(c);
+    struct h248_txn_in_event iev;
+    while (h248_txn_in_poll(c->txn_in, now, &iev) == 0) {
+        if (iev.kind == H248_TXN_IN_SEND_PENDING) {
+            size_t len;
+            if (h248_txn_encode_pending(c->version, &c->self_mid, iev.tid, c->tx, sizeof(c->tx),
+                                        &len) == 0) {
+                c->stats.pendings_sent++;
+                send_to(c, (unsigned)iev.peer, c->tx, len);
+            }
+        } else {
+            answer_error(c, (unsigned)iev.peer, iev.tid, true, 506,
+                         "number of transaction pendings exceeded", true);
+        }
+    }
+    h248_txn_in_expire(c->txn_in, now, NULL);
+    struct h248_txn_out_event oev;
+    while (h248_txn_out_poll(c->txn_out, now, &oev) == 0) {
+        if (oev.kind == H248_TXN_OUT_RETRANSMIT) {
+            c->stats.retransmissions++;
+            send_to(c, c->target, oev.bytes, oev.len);
+        } else {
+            mgc_lost(c, oev.kind == H248_TXN_OUT_GIVE_UP ? "no reply" : "too many pendings");
+            break;
+        }
+    }
+    schedule(c);
+}
+
+static void schedule(struct agw_control *c)
+{
+    uint64_t in = UINT64_MAX, out = UINT64_MAX, now = now_ms(c);
+    h248_txn_in_next_deadline(c->txn_in, &in);
+    h248_txn_out_next_deadline(c->txn_out, &out);
+    uint64_t next = in < out ? in : out;
+    if (next == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+/* ---- Incoming datagrams ---- */
+
+static void handle_request(struct agw_control *c, unsigned peer, const struct h248_message *msg,
+                           const struct h248_transaction *t)
+{
+    if (c->assoc != ASSOC_REGISTERED) {
+        /* H.248.1 §11.3: nothing but the ServiceChange reply before registration completes. */
+        c->stats.before_registration++;
+        answer_error(c, peer, t->id, true, 505, "transaction received before a ServiceChange reply",
+                     false);
+        return;
+    }
+    enum h248_txn_in_verdict verdict;
+    const void *stored;
+    size_t stored_len;
+    int rc = h248_txn_in_begin(c->txn_in, peer, t->id, now_ms(c), &verdict, &stored, &stored_len);
+    if (rc < 0) {
+        answer_error(c, peer, t->id, true, 510, "too many transactions in progress", false);
+        return;
+    }
+    switch (verdict) {
+    case H248_TXN_NEW:
+        execute(c, peer, msg, t);
+        break;
+    case H248_TXN_EXECUTING: {
+        size_t len;
+        c->stats.duplicates++;
+        if (h248_txn_encode_pending(c->version, &c->self_mid, t->id, c->tx, sizeof(c->tx), &len) ==
+            0) {
+            c->stats.pendings_sent++;
+            send_to(c, peer, c->tx, len);
+        }
+        break;
+    }
+    case H248_TXN_REPLIED:
+        c->stats.duplicates++;
+        send_to(c, peer, stored, stored_len);
+        break;
+    case H248_TXN_DISCARD:
+        c->stats.duplicates++;
+        break;
+    case H248_TXN_PENDING_LIMIT:
+        answer_error(c, peer, t->id, true, 506, "number of transaction pendings exceeded", true);
+        break;
+    }
+}
+
+static void handle_reply(struct agw_control *c, unsigned peer, const struct h248_transaction *t)
+{
+    bool ack_now = false;
+    if (h248_txn_out_reply_received(c->txn_out, t->id, t->imm_ack_required, now_ms(c), &ack_now) <
+        0) {
+        c->stats.unknown_replies++;
+        return;
+    }
+    if (ack_now) {
+        size_t len;
+        if (h248_txn_encode_ack(c->version, &c->self_mid, t->id, t->id, c->tx, sizeof(c->tx),
+                                &len) == 0)
+            send_to(c, peer, c->tx, len);
+    }
+    if (t->id == c->assoc_tid)
+        on_registration_reply(c, peer, t);
+}
+
+static void handle_datagram(struct agw_control *c, unsigned peer, const char *data, size_t len)
+{
+    struct h248_message *msg;
+    struct h248_parse_error err;
+    int rc = h248_parse_message(data, len, NULL, &msg, &err);
+    if (rc < 0) {
+        c->stats.parse_errors++;
+        if (agw_log_allow(&c->hostile_log, now_ms(c), 10))
+            agw_log(AGW_LOG_WARN, "iq: malformed message (%zu bytes): error %u: %s", len, err.code,
+                    err.text);
+        answer_error(c, peer, err.transaction_id, err.has_transaction_id, err.code, err.text,
+                     false);
+        return;
+    }
+    for (const struct h248_transaction *t = msg->transactions; t != NULL; t = t->next) {
+        switch (t->kind) {
+        case H248_TRANS_REQUEST:
+            handle_request(c, peer, msg, t);
+            break;
+        case H248_TRANS_REPLY:
+            handle_reply(c, peer, t);
+            break;
+        case H248_TRANS_PENDING:
+            h248_txn_out_pending_received(c->txn_out, t->id, now_ms(c));
+            break;
+        case H248_TRANS_RESPONSE_ACK:
+            for (const struct h248_ack_range *r = t->acks; r != NULL; r = r->next)
+                h248_txn_in_ack(c->txn_in, peer, r->first, r->last);
+            break;
+        case H248_TRANS_SEGMENT_REPLY:
+            break; /* we never segment: nothing to confirm */
+        }
+    }
+    h248_message_free(msg);
+    heard_from_mgc(c); /* after the commands: one of them may have armed it/ito */
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct agw_control *c = handle->data;
+    *buf = uv_buf_init(c->rx, sizeof(c->rx));
+}
+
+static void on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                    unsigned flags)
+{
+    struct agw_control *c = udp->data;
+    if (nread <= 0 || from == NULL)
+        return;
+    c->stats.datagrams_received++;
+    if (flags & UV_UDP_PARTIAL) {
+        c->stats.parse_errors++;
+        return;
+    }
+    int peer = peer_index(c, from);
+    if (peer < 0) {
+        c->stats.unknown_peer_drops++;
+        if (agw_log_allow(&c->hostile_log, now_ms(c), 10)) {
+            char addr[64];
+            agw_config_format_address((const struct sockaddr_storage *)from, true, addr,
+                                      sizeof(addr));
+            agw_log(AGW_LOG_WARN, "iq: dropped %zd bytes from %s, not a configured MGC", nread,
+                    addr);
+        }
+        return;
+    }
+    handle_datagram(c, (unsigned)peer, buf->base, (size_t)nread);
+    batch_flush(c);
+    schedule(c);
+}
+
+/* ---- Life cycle ---- */
+
+static int parse_self_mid(struct agw_control *c)
+{
+    char mid[AGW_CONFIG_TEXT_MAX + 32], text[AGW_CONFIG_TEXT_MAX + 64];
+    agw_config_mid(c->cfg, mid, sizeof(mid));
+    int n = snprintf(text, sizeof(text), "!/3 %s PN=1{}", mid);
+    struct h248_parse_error err;
+    if (h248_parse_message(text, (size_t)n, NULL, &c->mid_holder, &err) < 0) {
+        agw_log(AGW_LOG_ERROR, "invalid mid '%s': %s", mid, err.text);
+        return -EINVAL;
+    }
+    c->self_mid = c->mid_holder->mid;
+    return 0;
+}
+
+int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct agw_config *cfg,
+                      struct agw_model *model, unsigned debug_worker_delay_ms)
+{
+    struct agw_control *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->loop = loop;
+    c->cfg = cfg;
+    c->model = model;
+    c->pending.next = c->pending.prev = &c->pending;
+    c->version = 3;
+    for (unsigned i = 0; i < cfg->mgc_count; i++)
+        c->peers[i] = cfg->mgc[i];
+    c->n_peers = cfg->mgc_count;
+    struct h248_txn_in_config in_cfg = h248_txn_in_default_config;
+    in_cfg.long_timer_ms = cfg->long_timer_ms;
+    in_cfg.provisional_ms = cfg->provisional_timer_ms;
+    struct h248_txn_out_config out_cfg = h248_txn_out_default_config;
+    out_cfg.initial_rto_ms = cfg->mg_initial_rto_ms;
+    out_cfg.min_rto_ms = cfg->mg_min_rto_ms;
+    out_cfg.max_rto_ms = cfg->mg_max_rto_ms;
+    out_cfg.max_retransmissions = cfg->mg_max_retransmissions;
+    out_cfg.first_tid = (uint32_t)(uv_hrtime() & 0xFFFFF) + 1;
+    out_cfg.seed = uv_hrtime();
+    int rc = parse_self_mid(c);
+    if (rc == 0)
+        rc = h248_txn_in_new(&in_cfg, &c->txn_in);
+    if (rc == 0)
+        rc = h248_txn_out_new(&out_cfg, &c->txn_out);
+    if (rc == 0)
+        rc = agw_workers_start(&c->workers, model->workers, loop, on_barrier, c,
+                               debug_worker_delay_ms);
+    if (rc == 0)
+        rc = uv_udp_init(loop, &c->udp);
+    if (rc == 0) {
+        c->udp.data = c;
+        rc = uv_udp_bind(&c->udp, (const struct sockaddr *)&cfg->iq_listen, 0);
+        if (rc == 0)
+            rc = uv_udp_recv_start(&c->udp, on_alloc, on_recv);
+        if (rc < 0) {
+            char addr[64];
+            agw_config_format_address(&cfg->iq_listen, true, addr, sizeof(addr));
+            agw_log(AGW_LOG_ERROR, "iq: cannot listen on %s: %s", addr, uv_strerror(rc));
+            uv_close((uv_handle_t *)&c->udp, NULL);
+            agw_workers_stop(c->workers);
+            c->workers = NULL;
+        }
+    }
+    if (rc < 0) {
+        h248_txn_in_free(c->txn_in);
+        h248_txn_out_free(c->txn_out);
+        h248_message_free(c->mid_holder);
+        /* c is still referenced by closing handles: freed at process exit. */
+        return rc;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    uv_timer_init(loop, &c->ito_timer);
+    c->ito_timer.data = c;
+    char addr[64];
+    agw_config_format_address(&cfg->iq_listen, true, addr, sizeof(addr));
+    agw_log(AGW_LOG_INFO, "iq: listening on %s, %u worker(s)", addr, model->workers);
+    start_registration(c);
+    schedule(c);
+    *out = c;
+    return 0;
+}
+
+bool agw_control_registered(const struct agw_control *c)
+{
+    return c->assoc == ASSOC_REGISTERED;
+}
+
+const struct agw_control_stats *agw_control_stats(const struct agw_control *c)
+{
+    return &c->stats;
+}
+
+bool agw_control_workers_alive(const struct agw_control *c, uint64_t max_age_ms)
+{
+    return agw_workers_alive(c->workers, max_age_ms);
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+    struct agw_control *c = handle->data;
+    if (--c->handles_open > 0)
+        return;
+    while (c->pending.next != &c->pending) {
+        struct pending_exec *p = c->pending.next;
+        p->next->prev = &c->pending;
+        c->pending.next = p->next;
+        agw_exec_fini(&p->x);
+        free(p);
+    }
+    h248_txn_in_free(c->txn_in);
+    h248_txn_out_free(c->txn_out);
+    h248_message_free(c->mid_holder);
+    agw_control_stopped_cb cb = c->on_stopped;
+    free(c);
+    if (cb != NULL)
+        cb();
+}
+
+static void close_all(struct agw_control *c)
+{
+    if (c->workers == NULL)
+        return; /* already closing */
+    agw_workers_stop(c->workers);
+    c->workers = NULL;
+    c->handles_open = 3;
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+    uv_close((uv_handle_t *)&c->ito_timer, on_closed);
+    uv_close((uv_handle_t *)&c->udp, on_closed);
+}
+
+static void on_shutdown_poll(uv_timer_t *timer);
+
+void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
+{
+    c->on_stopped = done;
+    if (c->assoc != ASSOC_REGISTERED) {
+        close_all(c);
+        return;
+    }
+    /* Graceful ServiceChange, then close once it is answered or given up on. */
+    c->assoc = ASSOC_SHUTTING_DOWN;
+    h248_txn_out_cancel_all(c->txn_out);
+    if (send_service_change(c, H248_SC_GRACEFUL, "905 Termination taken out of service") < 0) {
+        close_all(c);
+        return;
+    }
+    agw_log(AGW_LOG_INFO, "iq: Graceful ServiceChange sent");
+    schedule(c);
+    uv_timer_stop(&c->ito_timer);
+    uv_timer_start(&c->ito_timer, on_shutdown_poll, 50, 50);
+}
+
+static void on_shutdown_poll(uv_timer_t *timer)
+{
+    struct agw_control *c = timer->data;
+    struct h248_txn_out_stats st;
+    h248_txn_out_get_stats(c->txn_out, &st);
+    /* The MGC gets a bounded time to answer: a dead MGC must not hold the gateway up. */
+    if (c->assoc == ASSOC_DOWN || st.outstanding == 0 || ++c->shutdown_polls >= 40)
+        close_all(c);
+}
