@@ -266,7 +266,13 @@ struct agw_control_stats {
     uint64_t datagrams_received, datagrams_sent, send_errors;
     uint64_t parse_errors, unknown_peer_drops, before_registration;
     uint64_t transactions, duplicates, pendings_sent, retransmissions, unknown_replies;
-    uint64_t mgc_failovers;
+    uint64_t mgc_failovers, notifies_sent;
+};
+
+/* One ObservedEvents parameter: name=value (quoted when the value is free text). */
+struct agw_notify_param {
+    const char *name, *value;
+    bool quoted;
 };
 
 typedef void (*agw_control_stopped_cb)(void);
@@ -278,6 +284,12 @@ int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct ag
 /* Graceful ServiceChange, then closes everything; done runs once all is closed (c is freed). */
 void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done);
 bool agw_control_registered(const struct agw_control *c);
+/* Sends Notify=term_id{ObservedEvents=request_id{event{params}}} in context_id (0: the null
+ * context), retransmitted until answered; the MGC is declared lost if it never is.
+ * -ENOTCONN before registration. Strings are borrowed. */
+int agw_control_notify(struct agw_control *c, uint32_t context_id, const char *term_id,
+                       uint32_t request_id, const char *event,
+                       const struct agw_notify_param *params, size_t n_params);
 const struct agw_control_stats *agw_control_stats(const struct agw_control *c);
 bool agw_control_workers_alive(const struct agw_control *c, uint64_t max_age_ms);
 

@@ -37,7 +37,6 @@ struct agw_control {
     enum association assoc;
     bool was_registered;
     uint32_t assoc_tid; /* the ServiceChange in flight */
-    uint32_t ito_notify_tid;
     struct h248_txn_in *txn_in;
     struct h248_txn_out *txn_out;
     struct pending_exec pending; /* list head */
@@ -439,39 +438,74 @@ static void on_registration_reply(struct agw_control *c, unsigned peer,
     agw_log(AGW_LOG_INFO, "iq: registered with MGC %s, version %u", addr, c->version);
 }
 
+int agw_control_notify(struct agw_control *c, uint32_t context_id, const char *term_id,
+                       uint32_t request_id, const char *event,
+                       const struct agw_notify_param *params, size_t n_params)
+{
+    if (c->assoc != ASSOC_REGISTERED)
+        return -ENOTCONN; /* H.248.1 §11.3: nothing before the ServiceChange reply */
+    struct h248_message *m = h248_message_new();
+    struct h248_transaction *t = m ? h248_alloc(m, sizeof(*t)) : NULL;
+    struct h248_action *a = m ? h248_alloc(m, sizeof(*a)) : NULL;
+    struct h248_command *cmd = m ? h248_alloc(m, sizeof(*cmd)) : NULL;
+    struct h248_termination_id *tid = m ? h248_alloc(m, sizeof(*tid)) : NULL;
+    struct h248_descriptor *d = m ? h248_alloc(m, sizeof(*d)) : NULL;
+    struct h248_observed_event *ev = m ? h248_alloc(m, sizeof(*ev)) : NULL;
+    int rc = -ENOMEM;
+    if (ev == NULL || h248_str_copy(m, &tid->text, term_id, strlen(term_id)) < 0 ||
+        h248_str_copy(m, &ev->name, event, strlen(event)) < 0)
+        goto out;
+    struct h248_event_parm **tail = &ev->parms;
+    for (size_t i = 0; i < n_params; i++) {
+        struct h248_event_parm *p = h248_alloc(m, sizeof(*p));
+        struct h248_value *v = h248_alloc(m, sizeof(*v));
+        if (v == NULL ||
+            h248_str_copy(m, &p->other.name, params[i].name, strlen(params[i].name)) < 0 ||
+            h248_str_copy(m, &v->text, params[i].value, strlen(params[i].value)) < 0)
+            goto out;
+        p->kind = H248_EVPARM_OTHER;
+        p->other.has_value = true;
+        p->other.value.values = v;
+        v->quoted = params[i].quoted;
+        *tail = p;
+        tail = &p->next;
+    }
+    t->kind = H248_TRANS_REQUEST;
+    if (context_id == 0) {
+        a->context.kind = H248_CTX_NULL;
+    } else {
+        a->context.kind = H248_CTX_ID;
+        a->context.id = context_id;
+    }
+    cmd->kind = H248_CMD_NOTIFY;
+    cmd->terminations = tid;
+    d->kind = H248_DESC_OBSERVED_EVENTS;
+    d->u.observed.request_id = request_id;
+    d->u.observed.events = ev;
+    cmd->descriptors = d;
+    a->commands = cmd;
+    t->actions = a;
+    m->transactions = t;
+    uint32_t sent;
+    rc = send_request(c, m, &sent);
+    if (rc == 0)
+        c->stats.notifies_sent++;
+out:
+    h248_message_free(m);
+    schedule(c);
+    return rc;
+}
+
 /* H.248.14: no message from the MGC for mit: tell it, on ROOT. */
 static void on_ito(uv_timer_t *timer)
 {
     struct agw_control *c = timer->data;
     if (!c->root.ito_armed || c->assoc != ASSOC_REGISTERED)
         return;
-    struct h248_message *m = h248_message_new();
-    struct h248_transaction *t = m ? h248_alloc(m, sizeof(*t)) : NULL;
-    struct h248_action *a = m ? h248_alloc(m, sizeof(*a)) : NULL;
-    struct h248_command *cmd = m ? h248_alloc(m, sizeof(*cmd)) : NULL;
-    struct h248_termination_id *root = m ? h248_alloc(m, sizeof(*root)) : NULL;
-    struct h248_descriptor *d = m ? h248_alloc(m, sizeof(*d)) : NULL;
-    struct h248_observed_event *ev = m ? h248_alloc(m, sizeof(*ev)) : NULL;
-    if (ev != NULL && h248_str_copy(m, &root->text, "ROOT", 4) == 0 &&
-        h248_str_copy(m, &ev->name, "it/ito", 6) == 0) {
-        t->kind = H248_TRANS_REQUEST;
-        a->context.kind = H248_CTX_NULL;
-        cmd->kind = H248_CMD_NOTIFY;
-        cmd->terminations = root;
-        d->kind = H248_DESC_OBSERVED_EVENTS;
-        d->u.observed.request_id = c->root.ito_request_id;
-        d->u.observed.events = ev;
-        cmd->descriptors = d;
-        a->commands = cmd;
-        t->actions = a;
-        m->transactions = t;
-        if (send_request(c, m, &c->ito_notify_tid) == 0)
-            agw_log(AGW_LOG_INFO, "iq: no message from the MGC for %u ms: Notify it/ito",
-                    c->root.ito_mit_ms);
-    }
-    h248_message_free(m);
+    if (agw_control_notify(c, 0, "ROOT", c->root.ito_request_id, "it/ito", NULL, 0) == 0)
+        agw_log(AGW_LOG_INFO, "iq: no message from the MGC for %u ms: Notify it/ito",
+                c->root.ito_mit_ms);
     uv_timer_start(&c->ito_timer, on_ito, c->root.ito_mit_ms, 0);
-    schedule(c);
 }
 
 static void heard_from_mgc(struct agw_control *c)
