@@ -52,7 +52,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench-codec run deps
+        clean bench-codec bench-setup run deps
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -88,6 +88,9 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
     $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
+$(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/iq_client.o $(1)/libh248.a
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+
 $(1)/bench-codec: $(1)/obj/tools/bench-codec.o $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
@@ -96,9 +99,9 @@ $(1)/tests/%: $(1)/obj/tests/%.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
 	    $$(LDLIBS)
 
-# The Iq client test links tools/iq_client.o, which must come before the archives it uses.
+# The Iq client test links tools/ objects, which must come before the archives they use.
 $(1)/tests/test_iq_client: $(1)/obj/tests/test_iq_client.o $(1)/obj/tools/iq_client.o \
-    $(LIB_NAMES:%=$(1)/%)
+    $(1)/obj/tools/scenario.o $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
 
@@ -114,7 +117,7 @@ endef
 $(eval $(call variant,build,$(OPT),))
 $(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
 
-PROGRAMS := ims-agw agw-ctl bench-codec
+PROGRAMS := ims-agw agw-ctl agw-bench bench-codec
 
 all: $(LIB_NAMES:%=build/%) $(PROGRAMS:%=build/%)
 
@@ -210,6 +213,11 @@ compdb:
 
 bench-codec: build/bench-codec
 	build/bench-codec
+
+# Iq session set-ups per second against a spawned gateway, workers=1 then 2.
+bench-setup: build/agw-bench build/ims-agw
+	build/agw-bench setup --sessions 200000 --window 128 --workers 1
+	build/agw-bench setup --sessions 200000 --window 128 --workers 2
 
 run: deps all
 	exec build/ims-agw $(ARGS)

@@ -755,8 +755,15 @@ int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct ag
     if (rc == 0) {
         c->udp.data = c;
         rc = uv_udp_bind(&c->udp, (const struct sockaddr *)&cfg->iq_listen, 0);
-        if (rc == 0)
+        if (rc == 0) {
+            /* Bursts of pipelined requests must not overflow the kernel's default buffers:
+             * every drop costs the MGC a retransmission timer. */
+            int size = 4 << 20;
+            uv_recv_buffer_size((uv_handle_t *)&c->udp, &size);
+            size = 4 << 20;
+            uv_send_buffer_size((uv_handle_t *)&c->udp, &size);
             rc = uv_udp_recv_start(&c->udp, on_alloc, on_recv);
+        }
         if (rc < 0) {
             char addr[64];
             agw_config_format_address(&cfg->iq_listen, true, addr, sizeof(addr));
