@@ -1,4 +1,4 @@
-/* The MGC side of Iq over one UDP socket: registration, transactions, retransmission, pipelining. */
+/* The MGC side of Iq over UDP: registration, transactions, retransmission, pipelining. */
 #include "tools/iq_client.h"
 
 #include <arpa/inet.h>
@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #define DATAGRAM_MAX 65535
-#define RECV_BATCH 64     /* datagrams read per wake-up, so that timers still run under load */
-#define SEEN_TIDS 256     /* the gateway's recent request ids: duplicates are answered, not queued */
-#define MID_TEXT_MAX 160  /* a mId as written in a header */
+#define RECV_BATCH 64    /* datagrams read per wake-up, so that timers still run under load */
+#define SEEN_TIDS 256    /* the gateway's recent request ids: duplicates are answered, not queued */
+#define MID_TEXT_MAX 160 /* a mId as written in a header */
 #define ERROR_TEXT_MAX 120
 #define SOCKET_BUFFER (4 * 1024 * 1024)
 #define NEVER UINT64_MAX
@@ -623,9 +623,8 @@ static uint64_t run_timers(struct iq_client *c)
             e->interval_ms = e->interval_ms * 2 < c->opts.retransmit_max_ms
                                  ? e->interval_ms * 2
                                  : c->opts.retransmit_max_ms;
-            e->next_send_us = e->sends < c->opts.max_tries
-                                  ? now + (uint64_t)e->interval_ms * 1000u
-                                  : NEVER;
+            e->next_send_us =
+                e->sends < c->opts.max_tries ? now + (uint64_t)e->interval_ms * 1000u : NEVER;
         }
         if (e->next_send_us < next)
             next = e->next_send_us;
@@ -726,9 +725,8 @@ static void handle_datagram(struct iq_client *c, const char *data, size_t len,
             c->gateway_len = addr_len(from);
             c->has_gateway = true;
         }
-        if (duplicate) {
-            /* answered again above; already reported */
-        } else if (registered && c->reg_waiting && !c->reg_caught) {
+        /* A retransmission is answered again (above) but reported once. */
+        if (!duplicate && registered && c->reg_waiting && !c->reg_caught) {
             memset(&c->reg_event, 0, sizeof(c->reg_event));
             c->reg_event.kind = IQ_EVENT_REQUEST;
             c->reg_event.rx = rx_ref(rx);
@@ -736,7 +734,7 @@ static void handle_datagram(struct iq_client *c, const char *data, size_t len,
             c->reg_event.len = len;
             c->reg_event.from = *from;
             c->reg_caught = true;
-        } else {
+        } else if (!duplicate) {
             event_push(c, IQ_EVENT_REQUEST, rx, NULL, len, from);
         }
     } else if (unclaimed) {
@@ -815,8 +813,7 @@ static int stamp(struct iq_client *c, struct h248_message *msg, bool single, uns
 }
 
 /* Encodes transaction t of msg on its own (for retransmission). */
-static int encode_one(struct h248_message *msg, struct h248_transaction *t, char **out,
-                      size_t *len)
+static int encode_one(struct h248_message *msg, struct h248_transaction *t, char **out, size_t *len)
 {
     struct h248_transaction *saved_list = msg->transactions, *saved_next = t->next;
     msg->transactions = t;
@@ -1025,10 +1022,17 @@ int iq_client_recv(struct iq_client *c, int timeout_ms, struct iq_event *ev)
     return 0;
 }
 
-static void set_registration_reply(struct iq_client *c, const struct iq_register_reply *how)
+int iq_client_set_registration_reply(struct iq_client *c, const struct iq_register_reply *how)
 {
+    static const struct iq_register_reply accept = {0};
+    if (how == NULL)
+        how = &accept;
+    if (how->error_code > 9999 || how->version > 99)
+        return -EINVAL;
+    if (how->redirect_mid != NULL && mid_parse(how->redirect_mid, &c->reg_mid) < 0)
+        return -EINVAL;
     c->reg_version = how->version;
-    c->reg_redirect = false;
+    c->reg_redirect = how->redirect_mid != NULL;
     c->reg_error = how->error_code;
     c->reg_error_text[0] = '\0';
     if (how->error_text != NULL) {
@@ -1038,39 +1042,36 @@ static void set_registration_reply(struct iq_client *c, const struct iq_register
             c->reg_error_text[n++] = *p == '"' || *p < 0x20 || *p > 0x7e ? '\'' : *p;
         c->reg_error_text[n] = '\0';
     }
+    return 0;
+}
+
+bool iq_is_registration(const struct h248_message *msg)
+{
+    for (const struct h248_transaction *t = msg->transactions; t != NULL; t = t->next) {
+        if (t->kind == H248_TRANS_REQUEST && transaction_registers(t))
+            return true;
+    }
+    return false;
 }
 
 int iq_client_wait_registration(struct iq_client *c, int timeout_ms,
                                 const struct iq_register_reply *how,
-                                struct sockaddr_storage *gateway_out,
-                                struct iq_event *request_out)
+                                struct sockaddr_storage *gateway_out, struct iq_event *request_out)
 {
-    static const struct iq_register_reply accept = {0};
-    if (how == NULL)
-        how = &accept;
-    if (how->error_code > 9999)
-        return -EINVAL;
-    if (how->redirect_mid != NULL && mid_parse(how->redirect_mid, &c->reg_mid) < 0)
-        return -EINVAL;
-    set_registration_reply(c, how);
-    c->reg_redirect = how->redirect_mid != NULL;
+    int rc = iq_client_set_registration_reply(c, how);
+    if (rc < 0)
+        return rc;
 
     /* One that was answered before this call sits in the event queue. */
     for (unsigned i = 0; i < c->ev_count && !c->reg_caught; i++) {
         const struct iq_event *ev = &c->events[(c->ev_head + i) % c->opts.max_events];
-        if (ev->kind != IQ_EVENT_REQUEST)
-            continue;
-        for (const struct h248_transaction *t = ev->msg->transactions; t != NULL; t = t->next) {
-            if (t->kind == H248_TRANS_REQUEST && transaction_registers(t)) {
-                event_take(c, i, &c->reg_event);
-                c->reg_caught = true;
-                break;
-            }
+        if (ev->kind == IQ_EVENT_REQUEST && iq_is_registration(ev->msg)) {
+            event_take(c, i, &c->reg_event);
+            c->reg_caught = true;
         }
     }
 
     uint64_t deadline = deadline_after(timeout_ms);
-    int rc = 0;
     c->reg_waiting = true;
     while (!c->reg_caught) {
         if (now_us() >= deadline) {
@@ -1128,7 +1129,8 @@ int iq_client_parse_text(const struct iq_client *c, const char *text, size_t len
         shape = WHOLE;
     } else {
         size_t w = i;
-        while (w < len && ((text[w] >= 'a' && text[w] <= 'z') || (text[w] >= 'A' && text[w] <= 'Z')))
+        while (w < len &&
+               ((text[w] >= 'a' && text[w] <= 'z') || (text[w] >= 'A' && text[w] <= 'Z')))
             w++;
         size_t after = skip_blank(text, len, w);
         bool is_context = (w - i == 1 && (text[i] == 'C' || text[i] == 'c')) ||

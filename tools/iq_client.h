@@ -1,4 +1,4 @@
-/* The MGC side of Iq over one UDP socket: registration, transactions, retransmission, pipelining. */
+/* The MGC side of Iq over UDP: registration, transactions, retransmission, pipelining. */
 #ifndef IMS_AGW_IQ_CLIENT_H
 #define IMS_AGW_IQ_CLIENT_H
 
@@ -14,15 +14,15 @@ struct iq_rx; /* private: a received message shared by the replies and events it
 
 /* Zero fields take the default in brackets. */
 struct iq_client_options {
-    unsigned version;             /* highest H.248 version we speak [3] */
-    unsigned retransmit_ms;       /* first retransmission timer, doubled each time [200] */
-    unsigned retransmit_max_ms;   /* cap of the doubled timer [4000] */
-    unsigned max_tries;           /* copies of a request sent in all [5] */
-    unsigned pending_timeout_ms;  /* wait after each Pending, without retransmitting [10000] */
-    unsigned max_pendings;        /* Pendings accepted for one transaction [20] */
-    unsigned max_outstanding;     /* transactions in flight, rounded up to a power of 2 [1024] */
-    unsigned max_events;          /* queued events; the oldest is dropped beyond it [1024] */
-    uint32_t first_tid;           /* first transaction id [random, so runs do not collide] */
+    unsigned version;            /* highest H.248 version we speak [3] */
+    unsigned retransmit_ms;      /* first retransmission timer, doubled each time [200] */
+    unsigned retransmit_max_ms;  /* cap of the doubled timer [4000] */
+    unsigned max_tries;          /* copies of a request sent in all [5] */
+    unsigned pending_timeout_ms; /* wait after each Pending, without retransmitting [10000] */
+    unsigned max_pendings;       /* Pendings accepted for one transaction [20] */
+    unsigned max_outstanding;    /* transactions in flight, rounded up to a power of 2 [1024] */
+    unsigned max_events;         /* queued events; the oldest is dropped beyond it [1024] */
+    uint32_t first_tid;          /* first transaction id [random, so runs do not collide] */
     const struct h248_limits *limits; /* applied to every datagram received [codec defaults] */
     /* Sees every datagram sent (outbound) and received, before any check. May be NULL. */
     void (*trace)(void *arg, bool outbound, const char *data, size_t len,
@@ -87,6 +87,13 @@ int iq_client_set_gateway(struct iq_client *c, const char *gateway);
 
 /* The version used in messages we send: ours, then what the registration agreed. */
 unsigned iq_client_version(const struct iq_client *c);
+
+/* How ServiceChanges on ROOT that (re)start the association are answered from now on (NULL:
+ * accept with min(offered, ours)). -EINVAL for a bad redirect mId or error code. */
+int iq_client_set_registration_reply(struct iq_client *c, const struct iq_register_reply *how);
+
+/* True when msg holds a ServiceChange on ROOT that (re)starts the association. */
+bool iq_is_registration(const struct h248_message *msg);
 
 /* Waits for a ServiceChange on ROOT from the gateway (from any address if none is set yet) and
  * answers it as how says (NULL: accept; later ServiceChanges on ROOT get the same answer). The
