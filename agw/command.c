@@ -350,9 +350,12 @@ static int reply_media(struct agw_exec *x, struct h248_command *c, const struct 
     }
     if (with_control) {
         sp->local_control = ralloc(x, sizeof(*sp->local_control));
-        if (sp->local_control == NULL)
+        struct h248_termination_state *ts = ralloc(x, sizeof(*ts));
+        if (sp->local_control == NULL || ts == NULL)
             return -ENOMEM;
         sp->local_control->mode = t->mode;
+        ts->service_state = H248_SERVICE_IN_SVC; /* ephemeral terminations are always in service */
+        d->u.media.termination_state = ts;
     }
     if (t->local_sdp != NULL) {
         sp->has_local = true;

@@ -500,6 +500,61 @@ START_TEST(graceful_service_change_on_sigterm)
 }
 END_TEST
 
+START_TEST(lowered_version_is_used)
+{
+    daemon_start();
+    struct iq_register_reply v2 = {.version = 2};
+    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, &v2, NULL, NULL), 0);
+    for (int i = 0; i < 200 && !log_contains("version 2"); i++)
+        sleep_ms(10);
+    char msg[128];
+    int n = snprintf(msg, sizeof(msg), "!/2 [127.0.0.1]:%u T=99{C=-{AV=ROOT{AT{}}}}", mgc_port);
+    ck_assert_int_eq(iq_client_send_raw(mgc, msg, (size_t)n), 0);
+    struct iq_event ev;
+    ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+    ck_assert_uint_eq(ev.msg->version, 2);
+    iq_event_release(&ev);
+    daemon_stop();
+}
+END_TEST
+
+START_TEST(four_workers_move_across_contexts)
+{
+    static const char *const extra[] = {"--workers", "4", NULL};
+    daemon_start_with(NULL, extra);
+    register_gateway();
+    unsigned code;
+    /* Four contexts land on four workers; moving terminations between them hands the socket
+     * from one worker to another. */
+    for (int i = 0; i < 4; i++) {
+        const char *r = request(ACCESS_ADD, &code);
+        ck_assert_msg(code == 0, "%s", r);
+    }
+    const char *r = request("C=2{MV=ip/access/1}", &code);
+    ck_assert_msg(code == 0, "%s", r);
+    r = request("C=2{MV=ip/access/3}", &code);
+    ck_assert_msg(code == 0, "%s", r);
+    r = request("C=2{AV=*{AT{}}}", &code);
+    ck_assert_msg(code == 0 && strstr(r, "ip/access/1") && strstr(r, "ip/access/2") &&
+                      strstr(r, "ip/access/3"),
+                  "%s", r);
+    r = request("C=1{AV=*{AT{}}}", &code);
+    ck_assert_msg(code == 411, "%s", r);
+    /* The moved socket still listens, now owned by context 2's worker. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(realm_base),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    close(fd);
+    r = request("C=2{S=*}", &code);
+    ck_assert_msg(code == 0 && strstr(r, "S=ip/access/3{SA") != NULL, "%s", r);
+    r = request("C=4{S=*}", &code);
+    ck_assert_msg(code == 0, "%s", r);
+    daemon_stop();
+}
+END_TEST
+
 START_TEST(ten_thousand_add_subtract)
 {
     daemon_start();
@@ -538,6 +593,8 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, inactivity_notify);
     tcase_add_test(tc, failover_to_second_mgc);
     tcase_add_test(tc, graceful_service_change_on_sigterm);
+    tcase_add_test(tc, lowered_version_is_used);
+    tcase_add_test(tc, four_workers_move_across_contexts);
     tcase_add_test(tc, ten_thousand_add_subtract);
     suite_add_tcase(s, tc);
     return s;
