@@ -32,6 +32,7 @@ extern const struct h248_limits h248_default_limits;
 enum {
     H248_ERR_MESSAGE_SYNTAX = 400,
     H248_ERR_TRANSACTION_SYNTAX = 403,
+    H248_ERR_TOO_MANY_TRANSACTIONS = 413, /* more transactions in a message than allowed */
     H248_ERR_ACTION_SYNTAX = 422,
     H248_ERR_COMMAND_SYNTAX = 442,
     H248_ERR_RESOURCES = 510,

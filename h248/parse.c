@@ -874,6 +874,7 @@ static int parse_body(struct h248_parser *ps)
         }
         if (++count > lx->limits->max_transactions) {
             lx->pos -= word.len;
+            lx->code = H248_ERR_TOO_MANY_TRANSACTIONS;
             return h248_lex_fail(lx, "more than %u transactions in one message",
                                  lx->limits->max_transactions);
         }

@@ -393,7 +393,7 @@ START_TEST(limits_are_enforced)
     struct h248_parse_error err;
     const char *three = "!/3 [1.2.3.4]:2944 T=1{C=-{S=a}} T=2{C=-{S=a}} T=3{C=-{S=a}}";
     ck_assert_int_lt(h248_parse_message(three, strlen(three), &lim, &m, &err), 0);
-    ck_assert_uint_eq(err.code, 400);
+    ck_assert_uint_eq(err.code, 413);
     lim = h248_default_limits;
     lim.max_message_len = 10;
     ck_assert_int_lt(h248_parse_message(three, strlen(three), &lim, &m, &err), 0);
