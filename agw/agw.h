@@ -15,6 +15,7 @@
 #include "h248/sdp.h"
 #include "tls/cert.h"
 #include "tls/fingerprint.h"
+#include "tls/session.h"
 
 #ifndef AGW_VERSION
 #define AGW_VERSION "0.0.0"
@@ -96,6 +97,8 @@ struct agw_term {
     size_t remote_len;
     struct agw_tls_fingerprint fingerprints[AGW_MAX_FINGERPRINTS];
     unsigned n_fingerprints;
+    bool has_remote_addr; /* the far end's c= address and m= port, once a Remote gave them */
+    struct sockaddr_storage remote_addr;
     struct agw_tls_identity *identity; /* bound at Add: the fingerprint returned must stay true */
     bool has_events;
     uint32_t events_request_id;
@@ -123,6 +126,9 @@ struct agw_model {
     unsigned n_realms, default_realm;
     unsigned max_contexts, max_terms_per_context;
     unsigned workers;
+    struct agw_tls_ctx *tls_ctx;   /* borrowed: the TLS settings of every secure leg */
+    uint32_t handshake_timeout_ms; /* for the legs' configuration */
+    uint32_t buffer_bytes;
     unsigned n_contexts, n_terms;
     uint32_t next_context_id;
     uint64_t next_term_key;
@@ -156,13 +162,67 @@ int agw_model_realm_index(const struct agw_model *m, const char *name, size_t le
 /* Does the termination id (pattern with '*' as the last path element, or "*") match t? */
 bool agw_term_matches(const struct agw_term *t, const char *pattern, size_t len);
 
+/* relay.c: a worker's data plane (connections, TLS, byte relay between the legs of a context) */
+
+/* What a worker needs to run one termination's leg: a snapshot made by the control loop each
+ * time the termination or its context changes. Owned by the worker once submitted. */
+struct agw_leg_conf {
+    uint64_t key, peer_key; /* peer: the context's other leg of the same stream (0: none) */
+    uint32_t context_id;
+    char term_id[AGW_TERM_ID_MAX];
+    bool secure, datagram;
+    enum agw_tcp_role tcp_role;
+    bool tls_client; /* TCP-active side, or the "establish TLS" signal */
+    bool has_remote;
+    struct sockaddr_storage remote; /* the far end, from Remote c= and m= */
+    struct sockaddr_storage local;  /* the realm address (port 0) to connect from */
+    bool fingerprints_known;
+    struct agw_tls_fingerprint fingerprints[AGW_MAX_FINGERPRINTS];
+    unsigned n_fingerprints;
+    struct agw_tls_identity *identity; /* one reference, dropped with the conf */
+    struct agw_tls_ctx *tls_ctx;       /* one reference, dropped with the conf */
+    enum h248_stream_mode mode;
+    uint32_t handshake_timeout_ms;
+    uint32_t buffer_bytes; /* per direction, bytes queued toward this leg's socket */
+};
+
+void agw_leg_conf_free(struct agw_leg_conf *conf);
+
+/* Something a leg reports to the control loop. */
+struct agw_leg_event {
+    enum { AGW_LEG_FAILED, AGW_LEG_UP } kind;
+    uint64_t key;
+    uint32_t context_id;
+    char term_id[AGW_TERM_ID_MAX];
+    char cause[96];
+};
+
+struct agw_relay;
+typedef void (*agw_leg_event_cb)(void *arg, const struct agw_leg_event *ev);
+
+int agw_relay_new(struct agw_relay **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg);
+/* Takes a reserved socket (listening TCP, or bound UDP) for key. */
+void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, bool listening);
+/* Installs a new configuration for its leg (takes ownership of conf). */
+void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf);
+/* Closes the leg at once (close_notify first when TLS is up) and gives its wire figures. */
+void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
+                       uint64_t *octets_received);
+/* Hands the leg's listening socket back (a dup), closing the rest; -1 when there is none. */
+int agw_relay_detach(struct agw_relay *r, uint64_t key);
+/* The leg's wire figures so far (0 when unknown). */
+void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received);
+/* Closes every leg; the relay is freed once the loop ran the close callbacks. */
+void agw_relay_close(struct agw_relay *r);
+
 /* worker.c */
 
 enum agw_op_kind {
-    AGW_OP_ADOPT,   /* take ownership of a reserved socket */
-    AGW_OP_RELEASE, /* close its sockets, report its figures */
-    AGW_OP_DETACH,  /* hand its socket back (Move to another worker) */
-    AGW_OP_BARRIER, /* everything before it is done: report back with the cookie */
+    AGW_OP_ADOPT,     /* take ownership of a reserved socket */
+    AGW_OP_CONFIGURE, /* a new agw_leg_conf for a leg */
+    AGW_OP_RELEASE,   /* close its sockets, report its figures */
+    AGW_OP_DETACH,    /* hand its socket back (Move to another worker) */
+    AGW_OP_BARRIER,   /* everything before it is done: report back with the cookie */
 };
 
 struct agw_op {
@@ -170,16 +230,19 @@ struct agw_op {
     uint64_t key;
     int fd;
     bool datagram, listening;
-    struct agw_term *term; /* RELEASE/DETACH: the worker writes the final figures/fd here */
-    uint64_t cookie;       /* BARRIER */
+    struct agw_term *term;     /* RELEASE/DETACH: the worker writes the final figures/fd here */
+    struct agw_leg_conf *conf; /* CONFIGURE: ownership passes to the worker */
+    uint64_t cookie;           /* BARRIER */
 };
 
 struct agw_workers;
 typedef void (*agw_barrier_cb)(void *user, uint64_t cookie);
 
-/* Starts n worker threads, each with its own loop; barrier reports arrive on control_loop. */
+/* Starts n worker threads, each with its own loop; barrier reports and leg events arrive on
+ * control_loop. */
 int agw_workers_start(struct agw_workers **out, unsigned n, uv_loop_t *control_loop,
-                      agw_barrier_cb on_barrier, void *user, unsigned debug_delay_ms);
+                      agw_barrier_cb on_barrier, agw_leg_event_cb on_leg_event, void *user,
+                      unsigned debug_delay_ms);
 /* Queues ops for worker w (copied); they run in order. */
 int agw_workers_submit(struct agw_workers *ws, unsigned w, const struct agw_op *ops, size_t n);
 /* Whether every worker loop turned within the last max_age_ms (for the watchdog). */
@@ -188,6 +251,9 @@ bool agw_workers_alive(struct agw_workers *ws, uint64_t max_age_ms);
 void agw_workers_stop(struct agw_workers *ws);
 
 /* profile.c: the Iq SDP profile (DESIGN.md §5) and the packages we support */
+
+/* The event a TLS leg's failure is reported with (name unconfirmed: see profile.c). */
+#define AGW_TLS_FAILURE_EVENT "tlsc/fail"
 
 /* The package items the gateway knows: name "pkg/item" -> kind. */
 enum agw_item_kind { AGW_ITEM_EVENT, AGW_ITEM_SIGNAL, AGW_ITEM_PROPERTY, AGW_ITEM_STATISTIC };
@@ -267,6 +333,7 @@ struct agw_control_stats {
     uint64_t parse_errors, unknown_peer_drops, before_registration;
     uint64_t transactions, duplicates, pendings_sent, retransmissions, unknown_replies;
     uint64_t mgc_failovers, notifies_sent;
+    uint64_t legs_up, legs_failed, fingerprint_mismatches;
 };
 
 /* One ObservedEvents parameter: name=value (quoted when the value is free text). */

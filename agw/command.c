@@ -162,6 +162,49 @@ static int adopt_socket(struct agw_exec *x, struct agw_term *t)
     return 0;
 }
 
+/* Sends the worker of c a fresh configuration of each of its terminations. */
+static int configure_context(struct agw_exec *x, const struct agw_model *m,
+                             const struct agw_context *c)
+{
+    for (unsigned i = 0; i < c->n_terms; i++) {
+        const struct agw_term *t = c->terms[i];
+        if (t->proto == SDP_PROTO_OTHER)
+            continue; /* nothing to run yet */
+        struct agw_leg_conf *conf = calloc(1, sizeof(*conf));
+        if (conf == NULL)
+            return -ENOMEM;
+        conf->key = t->key;
+        for (unsigned k = 0; k < c->n_terms; k++)
+            if (k != i && c->terms[k]->stream_id == t->stream_id) {
+                conf->peer_key = c->terms[k]->key;
+                break;
+            }
+        conf->context_id = c->id;
+        snprintf(conf->term_id, sizeof(conf->term_id), "%s", t->id);
+        conf->secure = t->secure;
+        conf->datagram = t->datagram;
+        conf->tcp_role = t->tcp_role;
+        conf->tls_client = t->establish_tls_signal || t->tcp_role == AGW_ROLE_ACTIVE;
+        conf->has_remote = t->has_remote_addr;
+        conf->remote = t->remote_addr;
+        conf->local = t->realm->addr;
+        conf->fingerprints_known = t->n_fingerprints > 0;
+        memcpy(conf->fingerprints, t->fingerprints, t->n_fingerprints * sizeof(t->fingerprints[0]));
+        conf->n_fingerprints = t->n_fingerprints;
+        conf->identity = agw_tls_identity_ref(t->identity);
+        conf->tls_ctx = t->secure ? agw_tls_ctx_ref(m->tls_ctx) : NULL;
+        conf->mode = t->mode;
+        conf->handshake_timeout_ms = m->handshake_timeout_ms;
+        conf->buffer_bytes = m->buffer_bytes;
+        struct agw_op op = {.kind = AGW_OP_CONFIGURE, .key = t->key, .conf = conf};
+        if (push_op(x, c->worker, &op) < 0) {
+            agw_leg_conf_free(conf);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* Descriptor content of one Add/Modify/Move request, gathered before anything changes. */
 struct media_request {
     const struct h248_stream_parms *parms;
@@ -416,6 +459,7 @@ struct action_state {
     struct h248_action *ra;
     struct agw_context *ctx; /* NULL: the null context */
     bool ctx_created;
+    bool touched; /* a termination of ctx changed: its legs need a new configuration */
     uint64_t now_ms;
 };
 
@@ -462,6 +506,7 @@ static int do_add(struct action_state *as, const struct h248_command *cmd, struc
     struct h248_command *c = reply_command(as->x, as->ra, cmd, t->id, t->id_len);
     if (c == NULL || adopt_socket(as->x, t) < 0 || reply_media(as->x, c, t, &mr, false, false) < 0)
         return agw_status_set(st, 510, "out of memory");
+    as->touched = true;
     agw_log(AGW_LOG_DEBUG, "context %u term %s: added (%s, port %u)", as->ctx->id, t->id,
             t->proto_text, t->port);
     return 0;
@@ -517,6 +562,7 @@ static int do_modify(struct action_state *as, const struct h248_command *cmd, st
         return -1;
     for (unsigned i = 0; i < n; i++) {
         struct agw_term *t = terms[i];
+        as->touched = true;
         if (apply_media(as->m, t, &mr, false, st) < 0)
             return -1;
         if (adopt_socket(as->x, t) < 0)
@@ -585,6 +631,7 @@ static int do_subtract(struct action_state *as, const struct h248_command *cmd,
         if (push_op(as->x, worker, &op) < 0)
             return agw_status_set(st, 510, "out of memory");
         agw_model_term_remove(as->m, t);
+        as->touched = true;
         agw_log(AGW_LOG_DEBUG, "context %u term %s: subtracted", as->ctx->id, t->id);
     }
     maybe_delete_context(as);
@@ -620,6 +667,9 @@ static int do_move(struct action_state *as, const struct h248_command *cmd, stru
     }
     if (from->n_terms == 0)
         agw_model_context_delete(as->m, from);
+    else if (configure_context(as->x, as->m, from) < 0)
+        return agw_status_set(st, 510, "out of memory");
+    as->touched = true;
     if (apply_media(as->m, t, &mr, false, st) < 0)
         return -1;
     if (adopt_socket(as->x, t) < 0 || reply_command(as->x, as->ra, cmd, t->id, t->id_len) == NULL)
@@ -893,12 +943,16 @@ static int run_action(struct agw_model *m, struct agw_root_state *root, struct a
     if (as.ctx_created && as.ctx != NULL && as.ctx->n_terms == 0) {
         /* A new context that got no termination does not outlive its action. */
         agw_model_context_delete(m, as.ctx);
+    } else if (as.ctx != NULL && as.touched && configure_context(x, m, as.ctx) < 0) {
+        return -ENOMEM;
     }
     return 0;
 failed:
     agw_log(AGW_LOG_INFO, "context %u: error %u: %s", ra->context.id, st.code, st.text);
     if (as.ctx_created && as.ctx != NULL && as.ctx->n_terms == 0)
         agw_model_context_delete(m, as.ctx);
+    else if (as.ctx != NULL && as.touched && configure_context(x, m, as.ctx) < 0)
+        return -ENOMEM;
     ra->error = error_desc(x, &st);
     return ra->error != NULL ? 0 : -ENOMEM;
 }

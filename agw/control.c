@@ -247,6 +247,34 @@ static void on_barrier(void *user, uint64_t cookie)
     schedule(c);
 }
 
+/* A leg failed (TLS refused, handshake timeout, connect failure) or came up. */
+static void on_leg_event(void *user, const struct agw_leg_event *ev)
+{
+    struct agw_control *c = user;
+    if (ev->kind == AGW_LEG_UP) {
+        c->stats.legs_up++;
+        return;
+    }
+    c->stats.legs_failed++;
+    if (strstr(ev->cause, "fingerprint") != NULL)
+        c->stats.fingerprint_mismatches++;
+    /* Tell the ALG when it asked for the failure event on that termination. */
+    struct agw_term *t = agw_model_term(c->model, ev->term_id, strlen(ev->term_id));
+    if (t == NULL || t->key != ev->key || !t->has_events)
+        return;
+    for (unsigned i = 0; i < t->n_events; i++) {
+        if (strcmp(t->events[i], AGW_TLS_FAILURE_EVENT) != 0)
+            continue;
+        struct agw_notify_param cause = {"cause", ev->cause, true};
+        int rc = agw_control_notify(c, t->ctx->id, t->id, t->events_request_id,
+                                    AGW_TLS_FAILURE_EVENT, &cause, 1);
+        if (rc < 0)
+            agw_log(AGW_LOG_WARN, "context %u term %s: cannot notify the failure: %s", t->ctx->id,
+                    t->id, strerror(-rc));
+        return;
+    }
+}
+
 static void execute(struct agw_control *c, unsigned peer, const struct h248_message *msg,
                     const struct h248_transaction *t)
 {
@@ -748,7 +776,7 @@ int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct ag
     if (rc == 0)
         rc = h248_txn_out_new(&out_cfg, &c->txn_out);
     if (rc == 0)
-        rc = agw_workers_start(&c->workers, model->workers, loop, on_barrier, c,
+        rc = agw_workers_start(&c->workers, model->workers, loop, on_barrier, on_leg_event, c,
                                debug_worker_delay_ms);
     if (rc == 0)
         rc = uv_udp_init(loop, &c->udp);

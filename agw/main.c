@@ -95,6 +95,14 @@ int main(int argc, char **argv)
         agw_log(AGW_LOG_ERROR, "out of memory for %u contexts", cfg.max_contexts);
         return 1;
     }
+    struct agw_tls_ctx *tls_ctx;
+    if (agw_tls_ctx_new(NULL, &tls_ctx, err, sizeof(err)) < 0) {
+        agw_log(AGW_LOG_ERROR, "TLS: %s", err);
+        return 1;
+    }
+    model.tls_ctx = tls_ctx;
+    model.handshake_timeout_ms = cfg.handshake_timeout_ms;
+    model.buffer_bytes = cfg.relay_buffer_bytes;
     uv_loop_t *loop = uv_default_loop();
     const char *delay = getenv("AGW_DEBUG_WORKER_DELAY_MS"); /* test hook */
     unsigned delay_ms = delay != NULL ? (unsigned)strtoul(delay, NULL, 10) : 0;
@@ -110,6 +118,7 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_run(loop, UV_RUN_DEFAULT);
     agw_model_fini(&model);
+    agw_tls_ctx_unref(tls_ctx);
     for (unsigned i = 0; i < cfg.realm_count; i++)
         agw_realm_fini(&realms[i]);
     uv_loop_close(loop);

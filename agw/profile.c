@@ -213,6 +213,18 @@ int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
             setup = sdp_attr_find(s->attrs, SDP_ATTR_SETUP);
         if (setup != NULL && setup->u.setup != SDP_SETUP_HOLDCONN)
             t->tcp_role = role_against(setup->u.setup);
+        const struct sdp_connection *c = sdp_media_connection(s, media);
+        if (c != NULL && c->kind == SDP_VALUE_SET && media->port_kind == SDP_VALUE_SET &&
+            media->port != 0) {
+            struct sockaddr_storage ss = {0};
+            int ok = c->addrtype == SDP_ADDR_IP6
+                         ? uv_ip6_addr(c->addr, media->port, (struct sockaddr_in6 *)&ss)
+                         : uv_ip4_addr(c->addr, media->port, (struct sockaddr_in *)&ss);
+            if (ok == 0) {
+                t->remote_addr = ss;
+                t->has_remote_addr = true;
+            }
+        }
         if (store_text(&t->remote_sdp, &t->remote_len, text, len) < 0)
             rc = agw_status_set(st, 510, "out of memory");
     }

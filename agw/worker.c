@@ -1,17 +1,12 @@
-/* Worker loops: each owns the sockets of the contexts pinned to it; the control loop talks to
- * them through a queue and uv_async, and learns that a batch is done through barriers. */
+/* Worker loops: each runs the data plane (agw/relay.c) of the contexts pinned to it; the control
+ * loop talks to them through a queue and uv_async, and hears back (barriers, leg events) the
+ * same way. */
 #include "agw/agw.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-struct owned_socket {
-    uint64_t key; /* 0: free slot */
-    int fd;
-    bool datagram, listening;
-};
 
 struct worker {
     struct agw_workers *ws;
@@ -25,8 +20,14 @@ struct worker {
     size_t queued, queue_cap;
     bool stopping; /* guarded by lock */
     _Atomic uint64_t last_turn_ms;
-    struct owned_socket *owned; /* open addressing on key, touched by this thread only */
-    size_t owned_cap, owned_n;
+    struct agw_relay *relay;
+};
+
+/* What workers report to the control loop. */
+struct report {
+    bool is_event;
+    uint64_t cookie;
+    struct agw_leg_event ev;
 };
 
 struct agw_workers {
@@ -34,126 +35,77 @@ struct agw_workers {
     struct worker *w;
     uv_async_t done_async; /* on the control loop */
     uv_mutex_t done_lock;
-    uint64_t *done; /* barrier cookies, guarded by done_lock */
+    struct report *done; /* guarded by done_lock */
     size_t done_n, done_cap;
     agw_barrier_cb on_barrier;
+    agw_leg_event_cb on_leg_event;
     void *user;
     unsigned delay_ms;
 };
 
-static uint64_t mix(uint64_t x)
+static void report(struct agw_workers *ws, const struct report *rep)
 {
-    x ^= x >> 31;
-    x *= 0x9e3779b97f4a7c15ull;
-    return x ^ (x >> 29);
-}
-
-static struct owned_socket *owned_find(struct worker *w, uint64_t key, bool insert)
-{
-    size_t mask = w->owned_cap - 1;
-    for (size_t i = mix(key) & mask, n = 0; n < w->owned_cap; n++, i = (i + 1) & mask) {
-        if (w->owned[i].key == key)
-            return &w->owned[i];
-        if (w->owned[i].key == 0)
-            return insert ? &w->owned[i] : NULL;
-    }
-    return NULL;
-}
-
-static int owned_grow(struct worker *w)
-{
-    size_t cap = w->owned_cap * 2;
-    struct owned_socket *old = w->owned, *fresh = calloc(cap, sizeof(*fresh));
-    if (fresh == NULL)
-        return -ENOMEM;
-    size_t old_cap = w->owned_cap;
-    w->owned = fresh;
-    w->owned_cap = cap;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].key != 0)
-            *owned_find(w, old[i].key, true) = old[i];
-    free(old);
-    return 0;
-}
-
-/* Backward-shift deletion keeps probe chains intact without tombstones. */
-static void owned_erase(struct worker *w, struct owned_socket *slot)
-{
-    size_t mask = w->owned_cap - 1, i = (size_t)(slot - w->owned);
-    for (size_t j = (i + 1) & mask; w->owned[j].key != 0; j = (j + 1) & mask) {
-        size_t home = mix(w->owned[j].key) & mask;
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            w->owned[i] = w->owned[j];
-            i = j;
+    uv_mutex_lock(&ws->done_lock);
+    if (ws->done_n == ws->done_cap) {
+        size_t cap = ws->done_cap ? ws->done_cap * 2 : 64;
+        struct report *grown = realloc(ws->done, cap * sizeof(*grown));
+        if (grown == NULL) {
+            uv_mutex_unlock(&ws->done_lock);
+            agw_log(AGW_LOG_ERROR, "workers: out of memory for a report");
+            return;
         }
+        ws->done = grown;
+        ws->done_cap = cap;
     }
-    w->owned[i].key = 0;
-    w->owned_n--;
+    ws->done[ws->done_n++] = *rep;
+    uv_mutex_unlock(&ws->done_lock);
+    uv_async_send(&ws->done_async);
+}
+
+static void on_leg_event(void *arg, const struct agw_leg_event *ev)
+{
+    struct worker *w = arg;
+    struct report rep = {.is_event = true, .ev = *ev};
+    report(w->ws, &rep);
 }
 
 static void run_op(struct worker *w, const struct agw_op *op)
 {
-    struct owned_socket *s;
     switch (op->kind) {
     case AGW_OP_ADOPT:
-        if ((w->owned_n + 1) * 2 > w->owned_cap && owned_grow(w) < 0) {
-            agw_log(AGW_LOG_ERROR, "worker %u: out of memory, closing socket of term %llu",
-                    w->index, (unsigned long long)op->key);
-            close(op->fd);
-            return;
-        }
-        s = owned_find(w, op->key, true);
-        if (s->key == 0)
-            w->owned_n++;
-        else
-            close(s->fd);
-        *s = (struct owned_socket){op->key, op->fd, op->datagram, op->listening};
+        agw_relay_adopt(w->relay, op->key, op->fd, op->datagram, op->listening);
         return;
-    case AGW_OP_RELEASE:
+    case AGW_OP_CONFIGURE:
+        agw_relay_configure(w->relay, op->conf);
+        return;
+    case AGW_OP_RELEASE: {
+        uint64_t sent, received;
+        agw_relay_release(w->relay, op->key, &sent, &received);
         if (op->term != NULL) {
-            /* No bytes are relayed yet by this build: the figures are what the socket saw. */
-            op->term->octets_sent = 0;
-            op->term->octets_received = 0;
-        }
-        if ((s = owned_find(w, op->key, false)) != NULL) {
-            close(s->fd);
-            owned_erase(w, s);
+            op->term->octets_sent = sent;
+            op->term->octets_received = received;
         }
         return;
+    }
     case AGW_OP_DETACH:
-        if ((s = owned_find(w, op->key, false)) != NULL) {
-            op->term->fd = s->fd;
-            owned_erase(w, s);
-        }
+        op->term->fd = agw_relay_detach(w->relay, op->key);
         return;
     case AGW_OP_BARRIER: {
-        struct agw_workers *ws = w->ws;
-        uv_mutex_lock(&ws->done_lock);
-        if (ws->done_n == ws->done_cap) {
-            size_t cap = ws->done_cap ? ws->done_cap * 2 : 64;
-            uint64_t *grown = realloc(ws->done, cap * sizeof(*grown));
-            if (grown == NULL) {
-                uv_mutex_unlock(&ws->done_lock);
-                agw_log(AGW_LOG_ERROR, "worker %u: out of memory for a barrier", w->index);
-                return;
-            }
-            ws->done = grown;
-            ws->done_cap = cap;
-        }
-        ws->done[ws->done_n++] = op->cookie;
-        uv_mutex_unlock(&ws->done_lock);
-        uv_async_send(&ws->done_async);
+        struct report rep = {.cookie = op->cookie};
+        report(w->ws, &rep);
         return;
     }
     }
 }
 
-static void close_all(struct worker *w)
+static void drop_ops(struct agw_op *ops, size_t n)
 {
-    for (size_t i = 0; i < w->owned_cap; i++)
-        if (w->owned[i].key != 0)
-            close(w->owned[i].fd);
-    w->owned_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == AGW_OP_ADOPT)
+            close(ops[i].fd);
+        else if (ops[i].kind == AGW_OP_CONFIGURE)
+            agw_leg_conf_free(ops[i].conf);
+    }
 }
 
 static void on_wake(uv_async_t *async)
@@ -168,15 +120,19 @@ static void on_wake(uv_async_t *async)
     uv_mutex_unlock(&w->lock);
     if (n > 0 && w->ws->delay_ms > 0)
         uv_sleep(w->ws->delay_ms); /* test hook: a worker too busy to answer at once */
+    if (stopping) {
+        drop_ops(ops, n);
+        free(ops);
+        agw_relay_close(w->relay);
+        w->relay = NULL;
+        uv_close((uv_handle_t *)&w->wake, NULL);
+        uv_close((uv_handle_t *)&w->heartbeat, NULL);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         run_op(w, &ops[i]);
     free(ops);
     w->last_turn_ms = uv_now(&w->loop);
-    if (stopping) {
-        close_all(w);
-        uv_close((uv_handle_t *)&w->wake, NULL);
-        uv_close((uv_handle_t *)&w->heartbeat, NULL);
-    }
 }
 
 static void on_heartbeat(uv_timer_t *timer)
@@ -196,13 +152,17 @@ static void on_done(uv_async_t *async)
 {
     struct agw_workers *ws = async->data;
     uv_mutex_lock(&ws->done_lock);
-    uint64_t *done = ws->done;
+    struct report *done = ws->done;
     size_t n = ws->done_n;
     ws->done = NULL;
     ws->done_n = ws->done_cap = 0;
     uv_mutex_unlock(&ws->done_lock);
-    for (size_t i = 0; i < n; i++)
-        ws->on_barrier(ws->user, done[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (done[i].is_event)
+            ws->on_leg_event(ws->user, &done[i].ev);
+        else
+            ws->on_barrier(ws->user, done[i].cookie);
+    }
     free(done);
 }
 
@@ -212,7 +172,8 @@ static void free_workers(uv_handle_t *handle)
 }
 
 int agw_workers_start(struct agw_workers **out, unsigned n, uv_loop_t *control_loop,
-                      agw_barrier_cb on_barrier, void *user, unsigned debug_delay_ms)
+                      agw_barrier_cb on_barrier, agw_leg_event_cb on_leg_event_cb, void *user,
+                      unsigned debug_delay_ms)
 {
     struct agw_workers *ws = calloc(1, sizeof(*ws));
     if (ws == NULL)
@@ -223,6 +184,7 @@ int agw_workers_start(struct agw_workers **out, unsigned n, uv_loop_t *control_l
         return -ENOMEM;
     }
     ws->on_barrier = on_barrier;
+    ws->on_leg_event = on_leg_event_cb;
     ws->user = user;
     ws->delay_ms = debug_delay_ms;
     uv_mutex_init(&ws->done_lock);
@@ -232,9 +194,9 @@ int agw_workers_start(struct agw_workers **out, unsigned n, uv_loop_t *control_l
         struct worker *w = &ws->w[i];
         w->ws = ws;
         w->index = i;
-        w->owned_cap = 64;
-        w->owned = calloc(w->owned_cap, sizeof(*w->owned));
-        int rc = w->owned == NULL ? -ENOMEM : uv_loop_init(&w->loop);
+        int rc = uv_loop_init(&w->loop);
+        if (rc == 0)
+            rc = agw_relay_new(&w->relay, &w->loop, on_leg_event, w);
         if (rc == 0) {
             uv_mutex_init(&w->lock);
             uv_async_init(&w->loop, &w->wake, on_wake);
@@ -258,8 +220,10 @@ int agw_workers_start(struct agw_workers **out, unsigned n, uv_loop_t *control_l
 
 int agw_workers_submit(struct agw_workers *ws, unsigned index, const struct agw_op *ops, size_t n)
 {
-    if (index >= ws->n || n == 0)
-        return index >= ws->n ? -EINVAL : 0;
+    if (index >= ws->n)
+        return -EINVAL;
+    if (n == 0)
+        return 0;
     struct worker *w = &ws->w[index];
     uv_mutex_lock(&w->lock);
     if (w->queued + n > w->queue_cap) {
@@ -310,7 +274,6 @@ void agw_workers_stop(struct agw_workers *ws)
         uv_loop_close(&w->loop);
         uv_mutex_destroy(&w->lock);
         free(w->queue);
-        free(w->owned);
     }
     /* Barriers still queued are dropped: their transactions die with the control loop. */
     free(ws->done);

@@ -43,6 +43,8 @@ static void run_ops(struct agw_exec *x)
         struct agw_op *op = &x->ops[i].op;
         if (op->kind == AGW_OP_ADOPT)
             close(op->fd);
+        else if (op->kind == AGW_OP_CONFIGURE)
+            agw_leg_conf_free(op->conf);
         else if (op->kind == AGW_OP_RELEASE && op->term != NULL)
             op->term->octets_sent = op->term->octets_received = 0;
     }

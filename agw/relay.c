@@ -1,0 +1,928 @@
+/* A worker's data plane: the TCP connections of each leg, TLS on the secure ones, and the byte
+ * relay between the two legs of a context, bounded in both directions (backpressure). */
+#include "agw/agw.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_BUFFER (64 * 1024)
+#define PLAIN_BUFFER (16 * 1024 + 512) /* a TLS record's worth of plaintext */
+
+struct leg {
+    struct agw_relay *r;
+    uint64_t key;
+    struct agw_leg_conf *conf; /* NULL until configured */
+    struct leg *peer;
+    uv_tcp_t listener;
+    uv_tcp_t conn;
+    uv_connect_t connect_req;
+    uv_timer_t timer; /* handshake timeout */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    bool has_listener, has_conn, connected, connecting, has_timer;
+    int raw_fd; /* a reserved socket the data plane does not use yet (UDP), or -1 */
+    bool failed, released;
+    unsigned handles; /* open uv handles; the leg is freed when it is released and 0 */
+    struct agw_tls_session *tls;
+    bool verified;
+    /* Input: what our socket gave and the peer has not taken yet. */
+    char *rbuf;         /* READ_BUFFER: ciphertext (TLS) or plaintext */
+    char *pbuf;         /* PLAIN_BUFFER: decrypted plaintext (TLS) */
+    const char *cipher; /* ciphertext in rbuf not yet fed */
+    size_t cipher_len;
+    const char *stash; /* plaintext not yet taken by the peer */
+    size_t stash_len;
+    bool eof_in;   /* end of our input (FIN or close_notify) */
+    bool eof_sent; /* the end was passed on to the peer */
+    bool reading;
+    /* Output of a plain leg: bytes waiting for our socket. */
+    char *obuf;
+    size_t olen, ocap;
+    bool writing; /* one uv_write at a time */
+    size_t wlen;
+    bool shut_wanted, shut_done; /* FIN after the outbox drains */
+    uint64_t wire_in, wire_out;
+};
+
+struct agw_relay {
+    uv_loop_t *loop;
+    agw_leg_event_cb cb;
+    void *arg;
+    struct leg **slots; /* open addressing on key */
+    size_t cap, n;
+    bool closing;
+    unsigned open_legs;
+};
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= 0x9e3779b97f4a7c15ull;
+    return x ^ (x >> 29);
+}
+
+static struct leg **slot_of(struct agw_relay *r, uint64_t key)
+{
+    size_t mask = r->cap - 1;
+    for (size_t i = mix(key) & mask, n = 0; n < r->cap; n++, i = (i + 1) & mask)
+        if (r->slots[i] == NULL || r->slots[i]->key == key)
+            return &r->slots[i];
+    return NULL;
+}
+
+static struct leg *find(struct agw_relay *r, uint64_t key)
+{
+    struct leg **s = key != 0 ? slot_of(r, key) : NULL;
+    return s != NULL ? *s : NULL;
+}
+
+static void erase(struct agw_relay *r, uint64_t key)
+{
+    size_t mask = r->cap - 1;
+    struct leg **s = slot_of(r, key);
+    if (s == NULL || *s == NULL)
+        return;
+    size_t i = (size_t)(s - r->slots);
+    /* Backward-shift deletion keeps probe chains whole. */
+    for (size_t j = (i + 1) & mask; r->slots[j] != NULL; j = (j + 1) & mask) {
+        size_t home = mix(r->slots[j]->key) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            r->slots[i] = r->slots[j];
+            i = j;
+        }
+    }
+    r->slots[i] = NULL;
+    r->n--;
+}
+
+static int insert(struct agw_relay *r, struct leg *l)
+{
+    if ((r->n + 1) * 2 > r->cap) {
+        size_t old_cap = r->cap;
+        struct leg **old = r->slots;
+        r->slots = calloc(old_cap * 2, sizeof(*r->slots));
+        if (r->slots == NULL) {
+            r->slots = old;
+            return -ENOMEM;
+        }
+        r->cap = old_cap * 2;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i] != NULL)
+                *slot_of(r, old[i]->key) = old[i];
+        free(old);
+    }
+    *slot_of(r, l->key) = l;
+    r->n++;
+    return 0;
+}
+
+void agw_leg_conf_free(struct agw_leg_conf *conf)
+{
+    if (conf == NULL)
+        return;
+    agw_tls_identity_unref(conf->identity);
+    agw_tls_ctx_unref(conf->tls_ctx);
+    free(conf);
+}
+
+static void post(struct leg *l, int kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void post(struct leg *l, int kind, const char *fmt, ...)
+{
+    struct agw_leg_event ev = {.kind = kind, .key = l->key};
+    if (l->conf != NULL) {
+        ev.context_id = l->conf->context_id;
+        snprintf(ev.term_id, sizeof(ev.term_id), "%s", l->conf->term_id);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev.cause, sizeof(ev.cause), fmt, ap);
+    va_end(ap);
+    l->r->cb(l->r->arg, &ev);
+}
+
+static const char *leg_name(const struct leg *l)
+{
+    return l->conf != NULL ? l->conf->term_id : "?";
+}
+
+/* ---- Life cycle of a leg's memory ---- */
+
+static void maybe_free(struct leg *l)
+{
+    if (!l->released || l->handles > 0)
+        return;
+    if (l->raw_fd >= 0)
+        close(l->raw_fd);
+    agw_tls_session_free(l->tls);
+    agw_leg_conf_free(l->conf);
+    free(l->rbuf);
+    free(l->pbuf);
+    free(l->obuf);
+    struct agw_relay *r = l->r;
+    free(l);
+    if (--r->open_legs == 0 && r->closing) {
+        free(r->slots);
+        free(r);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct leg *l = h->data;
+    l->handles--;
+    maybe_free(l);
+}
+
+static void close_handle(struct leg *l, uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        h->data = l;
+        uv_close(h, on_handle_closed);
+    }
+}
+
+static void update_reading(struct leg *l);
+static void tls_process(struct leg *l);
+static void pump(struct leg *src);
+static void start_connection(struct leg *l);
+
+/* Closes the connection (not the listener): a reset when asked, else an orderly close. */
+static void drop_connection(struct leg *l, bool reset)
+{
+    if (!l->has_conn)
+        return;
+    l->has_conn = false;
+    l->connected = false;
+    l->reading = false;
+    if (l->has_timer) {
+        l->has_timer = false;
+        close_handle(l, (uv_handle_t *)&l->timer);
+    }
+    if (reset && !uv_is_closing((uv_handle_t *)&l->conn)) {
+        l->conn.data = l;
+        if (uv_tcp_close_reset(&l->conn, on_handle_closed) == 0)
+            return;
+    }
+    close_handle(l, (uv_handle_t *)&l->conn);
+}
+
+/* ---- Output ---- */
+
+static void on_written(uv_write_t *req, int status);
+
+/* Starts writing what waits for this leg's socket: TLS output in place, plain output from the
+ * outbox. */
+static void flush(struct leg *l)
+{
+    if (!l->connected || l->writing)
+        return;
+    const void *data = NULL;
+    size_t len = 0;
+    if (l->tls != NULL) {
+        agw_tls_session_pending_output(l->tls, &data, &len);
+    } else {
+        data = l->obuf;
+        len = l->olen;
+    }
+    if (len == 0) {
+        if (l->shut_wanted && !l->shut_done && l->tls == NULL) {
+            l->shut_done = true;
+            l->sreq.data = l;
+            uv_shutdown(&l->sreq, (uv_stream_t *)&l->conn, NULL);
+        }
+        return;
+    }
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    l->wreq.data = l;
+    if (uv_write(&l->wreq, (uv_stream_t *)&l->conn, &buf, 1, on_written) == 0) {
+        l->writing = true;
+        l->wlen = len;
+    }
+}
+
+static void on_drained(struct leg *dst);
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct leg *l = req->data;
+    l->writing = false;
+    if (l->released || !l->has_conn)
+        return;
+    if (status < 0) {
+        agw_log(AGW_LOG_INFO, "term %s: write failed: %s", leg_name(l), uv_strerror(status));
+        drop_connection(l, true);
+        if (l->peer != NULL)
+            drop_connection(l->peer, true);
+        return;
+    }
+    l->wire_out += l->wlen;
+    if (l->tls != NULL) {
+        agw_tls_session_consume_output(l->tls, l->wlen);
+    } else {
+        memmove(l->obuf, l->obuf + l->wlen, l->olen - l->wlen);
+        l->olen -= l->wlen;
+        if (l->olen == 0) {
+            /* Drained: an idle leg keeps no buffer. */
+            free(l->obuf);
+            l->obuf = NULL;
+            l->ocap = 0;
+        }
+    }
+    if (l->failed) {
+        /* The alert is out: now the connection can go. */
+        size_t left = l->tls != NULL ? agw_tls_session_output_size(l->tls) : 0;
+        if (left == 0) {
+            drop_connection(l, false);
+            return;
+        }
+    }
+    flush(l);
+    on_drained(l);
+}
+
+/* The plain bytes a leg can still queue toward its socket. */
+static size_t plain_room(const struct leg *l)
+{
+    size_t limit = l->conf != NULL && l->conf->buffer_bytes ? l->conf->buffer_bytes : 65536;
+    return l->olen >= limit ? 0 : limit - l->olen;
+}
+
+static bool can_receive(const struct leg *dst)
+{
+    if (dst == NULL || dst->conf == NULL || !dst->connected || dst->failed || dst->eof_sent)
+        return false;
+    if (dst->tls != NULL && !dst->verified)
+        return false;
+    /* Mode is seen from the termination: RecvOnly/Inactive send nothing to its network. */
+    return dst->conf->mode != H248_MODE_RECV_ONLY && dst->conf->mode != H248_MODE_INACTIVE;
+}
+
+static bool can_send(const struct leg *src)
+{
+    return src->conf != NULL && src->conf->mode != H248_MODE_SEND_ONLY &&
+           src->conf->mode != H248_MODE_INACTIVE;
+}
+
+/* Hands plaintext to dst; returns how much it took (0 when it must wait). */
+static size_t deliver(struct leg *dst, const char *data, size_t len)
+{
+    if (dst->tls != NULL) {
+        size_t taken = 0;
+        agw_tls_session_write(dst->tls, data, len, &taken);
+        if (taken > 0)
+            flush(dst);
+        return taken;
+    }
+    size_t taken = 0;
+    if (dst->olen == 0 && !dst->writing) {
+        /* The common case: straight to the socket, no copy. */
+        uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&dst->conn, &buf, 1);
+        if (n > 0) {
+            taken = (size_t)n;
+            dst->wire_out += (size_t)n;
+        }
+    }
+    size_t rest = len - taken;
+    if (rest > 0 && dst->obuf == NULL) {
+        /* Allocated once at its bound: a uv_write in flight points into it. */
+        dst->ocap = plain_room(dst);
+        dst->obuf = malloc(dst->ocap);
+        if (dst->obuf == NULL)
+            return taken;
+    }
+    size_t room = dst->ocap - dst->olen;
+    if (rest > 0 && room > 0) {
+        size_t n = rest < room ? rest : room;
+        memcpy(dst->obuf + dst->olen, data + taken, n);
+        dst->olen += n;
+        taken += n;
+        flush(dst);
+    }
+    return taken;
+}
+
+/* The end of src's input reaches dst once everything before it did. */
+static void pass_eof(struct leg *src)
+{
+    struct leg *dst = src->peer;
+    if (!src->eof_in || src->stash_len > 0 || src->eof_sent || dst == NULL || !dst->connected)
+        return;
+    src->eof_sent = true;
+    if (dst->tls != NULL) {
+        if (dst->verified) {
+            agw_tls_session_close(dst->tls);
+            flush(dst);
+        } else {
+            drop_connection(dst, false);
+        }
+    } else {
+        dst->shut_wanted = true;
+        flush(dst);
+    }
+    /* Both directions ended: the connections have nothing more to do. */
+    if (dst->eof_in && dst->eof_sent) {
+        agw_log(AGW_LOG_DEBUG, "context %u: both directions closed",
+                src->conf ? src->conf->context_id : 0);
+    }
+}
+
+static void pump(struct leg *src)
+{
+    struct leg *dst = src->peer;
+    while (src->stash_len > 0 && can_receive(dst) && can_send(src)) {
+        size_t n = deliver(dst, src->stash, src->stash_len);
+        if (n == 0)
+            break;
+        src->stash += n;
+        src->stash_len -= n;
+    }
+    if (src->stash_len == 0)
+        pass_eof(src);
+}
+
+/* dst's socket took bytes: its peer may go on. */
+static void on_drained(struct leg *dst)
+{
+    struct leg *src = dst->peer;
+    if (src == NULL || src->released)
+        return;
+    pump(src);
+    if (src->tls != NULL)
+        tls_process(src);
+    else
+        update_reading(src);
+}
+
+/* ---- Input ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct leg *l = h->data;
+    if (l->rbuf == NULL)
+        l->rbuf = malloc(READ_BUFFER);
+    *buf = uv_buf_init(l->rbuf, l->rbuf != NULL ? READ_BUFFER : 0);
+}
+
+static void fail(struct leg *l, const char *cause)
+{
+    if (l->failed)
+        return;
+    l->failed = true;
+    agw_log(AGW_LOG_WARN, "context %u term %s: refused: %s", l->conf ? l->conf->context_id : 0,
+            leg_name(l), cause);
+    post(l, AGW_LEG_FAILED, "%s", cause);
+    if (l->has_timer) {
+        l->has_timer = false;
+        close_handle(l, (uv_handle_t *)&l->timer);
+    }
+    if (l->reading) {
+        uv_read_stop((uv_stream_t *)&l->conn);
+        l->reading = false;
+    }
+    /* Send what the engine queued (the fatal alert) and close after it. */
+    if (l->tls != NULL && agw_tls_session_output_size(l->tls) > 0 && l->connected)
+        flush(l);
+    else
+        drop_connection(l, false);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    struct leg *l = stream->data;
+    if (nread == 0 || l->released)
+        return;
+    if (nread < 0) {
+        uv_read_stop(stream);
+        l->reading = false;
+        if (nread == UV_EOF) {
+            if (l->tls != NULL) {
+                agw_tls_session_feed_eof(l->tls);
+                tls_process(l);
+            } else {
+                l->eof_in = true;
+                pass_eof(l);
+            }
+            return;
+        }
+        /* A reset (or worse) propagates as a reset. */
+        agw_log(AGW_LOG_INFO, "term %s: connection error: %s", leg_name(l),
+                uv_strerror((int)nread));
+        if (!l->verified && l->tls != NULL)
+            fail(l, "connection reset during the handshake");
+        drop_connection(l, true);
+        if (l->peer != NULL)
+            drop_connection(l->peer, true);
+        return;
+    }
+    l->wire_in += (uint64_t)nread;
+    if (l->tls != NULL) {
+        l->cipher = l->rbuf;
+        l->cipher_len = (size_t)nread;
+        tls_process(l);
+    } else {
+        l->stash = l->rbuf;
+        l->stash_len = (size_t)nread;
+        pump(l);
+        update_reading(l);
+    }
+}
+
+/* Reads while the leg can use what comes: its stash is empty (plaintext), or the engine needs
+ * input (TLS), and the termination's mode lets it send. */
+static void update_reading(struct leg *l)
+{
+    bool want = l->connected && !l->failed && !l->released && l->conf != NULL;
+    if (want && l->tls != NULL)
+        want = l->cipher_len == 0 && l->stash_len == 0 && !agw_tls_session_peer_closed(l->tls) &&
+               (l->verified ? can_send(l) : agw_tls_session_state(l->tls) == AGW_TLS_HANDSHAKING);
+    else if (want)
+        want = l->stash_len == 0 && !l->eof_in && can_send(l);
+    if (want && !l->reading) {
+        l->conn.data = l;
+        l->reading = uv_read_start((uv_stream_t *)&l->conn, on_alloc, on_read) == 0;
+    } else if (!want && l->reading) {
+        uv_read_stop((uv_stream_t *)&l->conn);
+        l->reading = false;
+    }
+}
+
+static void on_verified(struct leg *l)
+{
+    l->verified = true;
+    if (l->has_timer) {
+        l->has_timer = false;
+        close_handle(l, (uv_handle_t *)&l->timer);
+    }
+    agw_log(AGW_LOG_INFO, "context %u term %s: TLS up (%s, %s), fingerprint verified",
+            l->conf->context_id, leg_name(l), agw_tls_session_version(l->tls),
+            agw_tls_session_cipher(l->tls));
+    post(l, AGW_LEG_UP, "tls");
+    if (l->pbuf == NULL)
+        l->pbuf = malloc(PLAIN_BUFFER);
+    /* What the peer held back for us may go now, and an active peer may connect. */
+    if (l->peer != NULL) {
+        start_connection(l->peer);
+        pump(l->peer);
+        update_reading(l->peer);
+    }
+}
+
+static void tls_process(struct leg *l)
+{
+    for (int round = 0; round < 4096 && !l->failed && !l->released; round++) {
+        bool progress = false;
+        while (l->cipher_len > 0) {
+            size_t used = 0;
+            int rc = agw_tls_session_feed(l->tls, l->cipher, l->cipher_len, &used);
+            l->cipher += used;
+            l->cipher_len -= used;
+            progress |= used > 0;
+            if (rc < 0 && rc != -EAGAIN)
+                break;
+            if (used == 0)
+                break;
+        }
+        enum agw_tls_state st = agw_tls_session_state(l->tls);
+        if (st == AGW_TLS_FAILED)
+            break;
+        if (st == AGW_TLS_HANDSHAKING) {
+            int rc = agw_tls_session_handshake(l->tls);
+            flush(l);
+            if (rc == 0) {
+                on_verified(l);
+                continue;
+            }
+            if (rc != -EAGAIN || !progress)
+                break;
+            continue;
+        }
+        if (st == AGW_TLS_HELD)
+            break; /* no decision before the ALG gave the fingerprint */
+        if (l->stash_len > 0)
+            break; /* the peer has not taken the last plaintext yet */
+        size_t got = 0;
+        int rc = agw_tls_session_read(l->tls, l->pbuf, PLAIN_BUFFER, &got);
+        flush(l);
+        if (rc == 0 && got > 0) {
+            l->stash = l->pbuf;
+            l->stash_len = got;
+            pump(l);
+            continue;
+        }
+        if (rc == 0) {
+            l->eof_in = true; /* close_notify */
+            pass_eof(l);
+            break;
+        }
+        if (rc == -EAGAIN && l->cipher_len > 0)
+            continue;
+        break;
+    }
+    if (agw_tls_session_state(l->tls) == AGW_TLS_FAILED && !l->failed) {
+        const struct agw_tls_error *e = agw_tls_session_error(l->tls);
+        fail(l, e != NULL ? e->text : "TLS failure");
+        return;
+    }
+    update_reading(l);
+}
+
+static void on_handshake_timeout(uv_timer_t *t)
+{
+    struct leg *l = t->data;
+    if (!l->verified)
+        fail(l, "handshake timeout");
+}
+
+/* A connection is up (accepted or connected): TLS starts, or plaintext may flow. */
+static void connection_up(struct leg *l)
+{
+    l->connected = true;
+    agw_log(AGW_LOG_DEBUG, "context %u term %s: connected", l->conf->context_id, leg_name(l));
+    if (l->conf->secure) {
+        int rc =
+            agw_tls_session_new(l->conf->tls_ctx, l->conf->identity,
+                                l->conf->tls_client ? AGW_TLS_CLIENT : AGW_TLS_SERVER, &l->tls);
+        if (rc < 0) {
+            fail(l, "cannot create a TLS session");
+            return;
+        }
+        if (l->conf->fingerprints_known)
+            agw_tls_session_set_fingerprints(l->tls, l->conf->fingerprints,
+                                             l->conf->n_fingerprints);
+        if (uv_timer_init(l->r->loop, &l->timer) == 0) {
+            l->timer.data = l;
+            l->has_timer = true;
+            l->handles++;
+            uv_timer_start(&l->timer, on_handshake_timeout,
+                           l->conf->handshake_timeout_ms ? l->conf->handshake_timeout_ms : 10000,
+                           0);
+        }
+        tls_process(l);
+    } else {
+        update_reading(l);
+        if (l->peer != NULL)
+            pump(l->peer), update_reading(l->peer);
+    }
+    /* Incoming triggers outgoing (TS 23.334): the peer connects now if it is the active side;
+     * behind a TLS leg, only once the UE is verified, so that a refused UE reaches nothing. */
+    if (l->peer != NULL && !l->conf->secure)
+        start_connection(l->peer);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct leg *l = req->data;
+    l->connecting = false;
+    if (l->released || status == UV_ECANCELED || !l->has_conn)
+        return;
+    if (status < 0) {
+        agw_log(AGW_LOG_INFO, "term %s: connect failed: %s", leg_name(l), uv_strerror(status));
+        post(l, AGW_LEG_FAILED, "connect failed: %s", uv_err_name(status));
+        drop_connection(l, false);
+        return;
+    }
+    connection_up(l);
+}
+
+/* The TCP-active side connects once it knows where to, and once its peer is up (verified when
+ * it is TLS) or is active too. */
+static void start_connection(struct leg *l)
+{
+    const struct agw_leg_conf *c = l->conf;
+    if (c == NULL || c->datagram || c->tcp_role != AGW_ROLE_ACTIVE || !c->has_remote ||
+        l->has_conn || l->failed || l->released)
+        return;
+    /* Nothing to connect for while the context has no other leg. */
+    struct leg *p = l->peer;
+    bool peer_ok =
+        p != NULL && p->conf != NULL &&
+        (p->conf->tcp_role == AGW_ROLE_ACTIVE || (p->connected && (p->tls == NULL || p->verified)));
+    if (!peer_ok)
+        return;
+    if (uv_tcp_init(l->r->loop, &l->conn) < 0)
+        return;
+    l->conn.data = l;
+    l->has_conn = true;
+    l->handles++;
+    uv_tcp_nodelay(&l->conn, 1);
+    uv_tcp_bind(&l->conn, (const struct sockaddr *)&c->local, 0);
+    l->connect_req.data = l;
+    if (uv_tcp_connect(&l->connect_req, &l->conn, (const struct sockaddr *)&c->remote,
+                       on_connected) == 0) {
+        l->connecting = true;
+    } else {
+        post(l, AGW_LEG_FAILED, "connect failed");
+        drop_connection(l, false);
+    }
+}
+
+static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static void on_refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct leg *l = server->data;
+    if (status < 0 || l->released)
+        return;
+    uv_tcp_t *client = malloc(sizeof(*client));
+    if (client == NULL || uv_tcp_init(l->r->loop, client) < 0) {
+        free(client);
+        return;
+    }
+    if (uv_accept(server, (uv_stream_t *)client) < 0) {
+        uv_close((uv_handle_t *)client, on_refused_closed);
+        return;
+    }
+    struct sockaddr_storage from;
+    int len = sizeof(from);
+    uv_tcp_getpeername(client, (struct sockaddr *)&from, &len);
+    const char *why = NULL;
+    if (l->has_conn)
+        why = "a second connection";
+    else if (l->conf == NULL)
+        why = "a connection before the termination was configured";
+    else if (l->conf->has_remote && !same_ip(&l->conf->remote, &from))
+        why = "a connection from an address that is not the Remote's";
+    if (why != NULL) {
+        agw_log(AGW_LOG_WARN, "term %s: refused %s", leg_name(l), why);
+        uv_tcp_close_reset(client, on_refused_closed);
+        return;
+    }
+    /* The accepted handle replaces the embedded one: move it by re-opening its fd. */
+    uv_os_fd_t fd;
+    uv_fileno((uv_handle_t *)client, &fd);
+    int dup_fd = dup(fd);
+    uv_close((uv_handle_t *)client, on_refused_closed);
+    if (dup_fd < 0 || uv_tcp_init(l->r->loop, &l->conn) < 0) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        return;
+    }
+    l->conn.data = l;
+    l->has_conn = true;
+    l->handles++;
+    if (uv_tcp_open(&l->conn, dup_fd) < 0) {
+        close(dup_fd);
+        drop_connection(l, false);
+        return;
+    }
+    uv_tcp_nodelay(&l->conn, 1);
+    connection_up(l);
+}
+
+/* ---- The worker's operations ---- */
+
+static struct leg *leg_get(struct agw_relay *r, uint64_t key)
+{
+    struct leg *l = find(r, key);
+    if (l != NULL)
+        return l;
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->r = r;
+    l->key = key;
+    l->raw_fd = -1;
+    if (insert(r, l) < 0) {
+        free(l);
+        return NULL;
+    }
+    r->open_legs++;
+    return l;
+}
+
+int agw_relay_new(struct agw_relay **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg)
+{
+    struct agw_relay *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    r->cap = 64;
+    r->slots = calloc(r->cap, sizeof(*r->slots));
+    if (r->slots == NULL) {
+        free(r);
+        return -ENOMEM;
+    }
+    r->loop = loop;
+    r->cb = cb;
+    r->arg = arg;
+    *out = r;
+    return 0;
+}
+
+void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, bool listening)
+{
+    struct leg *l = leg_get(r, key);
+    if (l != NULL && datagram && l->raw_fd < 0) {
+        /* Bound UDP sockets stay reserved until the data-channel data plane uses them. */
+        l->raw_fd = fd;
+        return;
+    }
+    if (l == NULL || l->has_listener || !listening) {
+        close(fd);
+        return;
+    }
+    if (uv_tcp_init(r->loop, &l->listener) < 0) {
+        close(fd);
+        return;
+    }
+    l->listener.data = l;
+    l->has_listener = true;
+    l->handles++;
+    if (uv_tcp_open(&l->listener, fd) < 0 ||
+        uv_listen((uv_stream_t *)&l->listener, 16, on_connection) < 0) {
+        close_handle(l, (uv_handle_t *)&l->listener);
+        l->has_listener = false;
+    }
+}
+
+void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
+{
+    struct leg *l = leg_get(r, conf->key);
+    if (l == NULL) {
+        agw_leg_conf_free(conf);
+        return;
+    }
+    struct agw_leg_conf *old = l->conf;
+    l->conf = conf;
+    struct leg *p = find(r, conf->peer_key);
+    if (l->peer != p) {
+        if (l->peer != NULL && l->peer->peer == l)
+            l->peer->peer = NULL;
+        l->peer = p;
+    }
+    if (p != NULL)
+        p->peer = l;
+    /* The fingerprint may arrive after the UE's handshake (terminating flow): decide now. */
+    if (l->tls != NULL && conf->fingerprints_known &&
+        (old == NULL || !old->fingerprints_known || old->n_fingerprints != conf->n_fingerprints ||
+         memcmp(old->fingerprints, conf->fingerprints,
+                conf->n_fingerprints * sizeof(conf->fingerprints[0])) != 0)) {
+        agw_tls_session_set_fingerprints(l->tls, conf->fingerprints, conf->n_fingerprints);
+        tls_process(l);
+    }
+    agw_leg_conf_free(old);
+    start_connection(l);
+    if (p != NULL)
+        start_connection(p);
+    /* Mode or peer changes may release held bytes either way. */
+    if (l->connected) {
+        pump(l);
+        if (l->tls != NULL)
+            tls_process(l);
+        else
+            update_reading(l);
+    }
+    if (p != NULL && p->connected) {
+        pump(p);
+        if (p->tls != NULL)
+            tls_process(p);
+        else
+            update_reading(p);
+    }
+}
+
+static void release_leg(struct agw_relay *r, struct leg *l)
+{
+    erase(r, l->key);
+    if (l->peer != NULL && l->peer->peer == l)
+        l->peer->peer = NULL;
+    l->peer = NULL;
+    if (l->tls != NULL && l->verified && l->connected) {
+        /* Best effort close_notify: whatever the socket takes right now. */
+        agw_tls_session_close(l->tls);
+        const void *data;
+        size_t len;
+        agw_tls_session_pending_output(l->tls, &data, &len);
+        if (len > 0 && !l->writing) {
+            uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+            uv_try_write((uv_stream_t *)&l->conn, &buf, 1);
+        }
+    }
+    l->released = true;
+    drop_connection(l, false);
+    if (l->has_listener) {
+        l->has_listener = false;
+        close_handle(l, (uv_handle_t *)&l->listener);
+    }
+    maybe_free(l);
+}
+
+void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
+                       uint64_t *octets_received)
+{
+    struct leg *l = find(r, key);
+    *octets_sent = l != NULL ? l->wire_out : 0;
+    *octets_received = l != NULL ? l->wire_in : 0;
+    if (l != NULL)
+        release_leg(r, l);
+}
+
+void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received)
+{
+    struct leg *l = find(r, key);
+    *sent = l != NULL ? l->wire_out : 0;
+    *received = l != NULL ? l->wire_in : 0;
+}
+
+int agw_relay_detach(struct agw_relay *r, uint64_t key)
+{
+    struct leg *l = find(r, key);
+    if (l == NULL)
+        return -1;
+    int fd = -1;
+    if (l->raw_fd >= 0) {
+        fd = l->raw_fd;
+        l->raw_fd = -1;
+    } else if (l->has_listener) {
+        uv_os_fd_t lfd;
+        if (uv_fileno((uv_handle_t *)&l->listener, &lfd) == 0)
+            fd = dup(lfd);
+    }
+    release_leg(r, l);
+    return fd;
+}
+
+void agw_relay_close(struct agw_relay *r)
+{
+    r->closing = true;
+    r->open_legs++; /* holds r while the legs go */
+    for (size_t i = 0; i < r->cap; i++) {
+        struct leg *l = r->slots[i];
+        if (l == NULL)
+            continue;
+        r->slots[i] = NULL;
+        l->peer = NULL;
+        l->released = true;
+        drop_connection(l, false);
+        if (l->has_listener) {
+            l->has_listener = false;
+            close_handle(l, (uv_handle_t *)&l->listener);
+        }
+        maybe_free(l);
+    }
+    if (--r->open_legs == 0) {
+        free(r->slots);
+        free(r);
+    }
+}
