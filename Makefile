@@ -52,7 +52,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench-codec bench-setup run deps
+        clean bench-codec bench-setup demo run deps
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -91,6 +91,9 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
 $(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/iq_client.o $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
+$(1)/msrp-peer: $(1)/obj/tools/msrp-peer.o
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+
 $(1)/bench-codec: $(1)/obj/tools/bench-codec.o $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
@@ -123,7 +126,7 @@ endef
 $(eval $(call variant,build,$(OPT),))
 $(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
 
-PROGRAMS := ims-agw agw-ctl agw-bench bench-codec
+PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer bench-codec
 
 all: $(LIB_NAMES:%=build/%) $(PROGRAMS:%=build/%)
 
@@ -224,6 +227,10 @@ bench-codec: build/bench-codec
 bench-setup: build/agw-bench build/ims-agw
 	build/agw-bench setup --sessions 200000 --window 128 --workers 1
 	build/agw-bench setup --sessions 200000 --window 128 --workers 2
+
+# The e2ae MSRP flow end to end with openssl s_client as the UE (see tools/demo.sh).
+demo: deps all
+	tools/demo.sh
 
 run: deps all
 	exec build/ims-agw $(ARGS)
