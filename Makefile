@@ -68,7 +68,7 @@ $(1)/obj/tls/%.o: CFLAGS += $$(SSL_CFLAGS)
 $(1)/obj/sctp/%.o: CFLAGS += $$(SCTP_CFLAGS)
 $(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) $$(INIH_CFLAGS) \
     -DAGW_VERSION='"$(VERSION)"' $$(if $$(USRSCTP_VERSION),-DAGW_USRSCTP_VERSION='"$$(USRSCTP_VERSION)"')
-$(1)/obj/tools/%.o: CFLAGS += -DAGW_VERSION='"$(VERSION)"'
+$(1)/obj/tools/%.o: CFLAGS += -DAGW_VERSION='"$(VERSION)"' $$(SSL_CFLAGS)
 # Tests may name the codec's headers without the folder ("h248.h", "token.h").
 $(1)/obj/tests/%.o: CFLAGS += -Ih248 $$(CHECK_CFLAGS) $$(LIB_CFLAGS) $$(UV_CFLAGS) $$(INIH_CFLAGS)
 
@@ -88,8 +88,9 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
     $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
-$(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/iq_client.o $(1)/libh248.a
-	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+$(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/bench_bulk.o \
+    $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 $(1)/msrp-peer: $(1)/obj/tools/msrp-peer.o
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)

@@ -2,6 +2,7 @@
  * pipelined, with reply latency percentiles (the relay modes come with the TLS data plane). */
 #define _GNU_SOURCE /* memmem */
 #include "h248/h248.h"
+#include "tools/bench_bulk.h"
 #include "tools/iq_client.h"
 
 #include <errno.h>
@@ -190,8 +191,8 @@ static uint64_t percentile(const uint64_t *sorted, size_t n, double p)
     return sorted[i < n ? i : n - 1];
 }
 
-static pid_t spawn_gateway(const char *bin, const char *iq, const char *mgc, const char *workers,
-                           const char *max_contexts)
+pid_t bench_spawn_gateway(const char *bin, const char *iq, const char *mgc, const char *workers,
+                          const char *max_contexts)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -205,7 +206,7 @@ static pid_t spawn_gateway(const char *bin, const char *iq, const char *mgc, con
 
 static void usage(FILE *f)
 {
-    fputs("usage: agw-bench setup [options]\n"
+    fputs("usage: agw-bench setup [options]   (agw-bench bulk -h: relay throughput)\n"
           "  Iq session set-ups per second: Add core + Add access (fingerprint requested)\n"
           "  + Modify core + Subtract *, pipelined; reply latency percentiles.\n"
           "  --sessions N        sessions to set up and release (default 100000)\n"
@@ -221,6 +222,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "bulk") == 0)
+        return bench_bulk_main(argc, argv);
     if (argc < 2 || strcmp(argv[1], "setup") != 0) {
         usage(argc > 1 && strcmp(argv[1], "-h") == 0 ? stdout : stderr);
         return argc > 1 && strcmp(argv[1], "-h") == 0 ? 0 : 2;
@@ -282,8 +285,8 @@ int main(int argc, char **argv)
         snprintf(iq, sizeof(iq), "127.0.0.1:%u", 45000 + (unsigned)getpid() % 5000);
         char max_contexts[16];
         snprintf(max_contexts, sizeof(max_contexts), "%u", window * 2 + 16);
-        child = spawn_gateway(spawn != NULL ? spawn : "build/ims-agw", iq, listen, workers,
-                              max_contexts);
+        child = bench_spawn_gateway(spawn != NULL ? spawn : "build/ims-agw", iq, listen, workers,
+                                    max_contexts);
         gateway = iq;
     }
     static struct bench b;
