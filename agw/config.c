@@ -34,7 +34,7 @@ enum key_type {
     KEY_ADDR_PORT_LIST,
 };
 enum key_section { IN_GLOBAL, IN_REALM };
-enum text_kind { TEXT_MID, TEXT_PROFILE, TEXT_REALM_NAME, TEXT_PATH };
+enum text_kind { TEXT_MID, TEXT_PROFILE, TEXT_REALM_NAME, TEXT_PATH, TEXT_TLS_LIST };
 
 #define KEY_RELOADABLE 0x1u /* may change on SIGHUP */
 #define KEY_AUTO 0x2u       /* KEY_UINT: "auto" is accepted and stored as 0 */
@@ -55,6 +55,7 @@ struct config_key {
 };
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const tls_version_names[] = {"1.2", "1.3", NULL};
 _Static_assert(sizeof(enum agw_log_level) == sizeof(int), "enum keys are stored as int");
 
 #define GLOBAL(f)                                                                                  \
@@ -176,6 +177,30 @@ static const struct config_key keys[] = {
      RELOAD,
      .def = "10000",
      .help = "time a TLS or DTLS handshake may take"},
+    {.name = "tls_min_version",
+     GLOBAL(tls_min_version),
+     .type = KEY_ENUM,
+     .names = tls_version_names,
+     .def = "1.2",
+     .help = "lowest TLS version accepted on the access legs: 1.2 or 1.3"},
+    {.name = "tls_ciphers",
+     GLOBAL(tls_ciphers),
+     TEXT(TEXT_TLS_LIST),
+     .flags = KEY_EMPTY_OK,
+     .def = "",
+     .help = "TLS 1.2 cipher list in OpenSSL syntax; empty = modern AEAD ECDHE suites"},
+    {.name = "tls_ciphersuites",
+     GLOBAL(tls_ciphersuites),
+     TEXT(TEXT_TLS_LIST),
+     .flags = KEY_EMPTY_OK,
+     .def = "",
+     .help = "TLS 1.3 ciphersuites; empty = AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305"},
+    {.name = "tls_groups",
+     GLOBAL(tls_groups),
+     TEXT(TEXT_TLS_LIST),
+     .flags = KEY_EMPTY_OK,
+     .def = "",
+     .help = "key exchange groups; empty = X25519:P-256"},
     {.name = "address",
      REALM(address),
      .type = KEY_ADDR,
@@ -506,6 +531,18 @@ static int check_text(enum text_kind kind, const char *p, size_t len, char *why,
         return fail(why, whylen,
                     "'%.*s' is not a realm name (1..%d characters of a-z, 0-9, _ and -)",
                     QUOTE(p, len), AGW_CONFIG_REALM_NAME_MAX);
+    case TEXT_TLS_LIST:
+        for (size_t i = 0; i < len; i++) {
+            char ch = p[i];
+            bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                      (ch >= '0' && ch <= '9') || strchr(":_-+!@=.", ch) != NULL;
+            if (!ok)
+                return fail(why, whylen,
+                            "'%.*s' is not an OpenSSL list (letters, digits, "
+                            "':', '_', '-', '+', '!', '@', '=', '.')",
+                            QUOTE(p, len));
+        }
+        return 0;
     case TEXT_PATH:
         if (path_ok(p, len))
             return 0;

@@ -96,7 +96,16 @@ int main(int argc, char **argv)
         return 1;
     }
     struct agw_tls_ctx *tls_ctx;
-    if (agw_tls_ctx_new(NULL, &tls_ctx, err, sizeof(err)) < 0) {
+    struct agw_tls_ctx_config tls_cfg = {
+        .min_version =
+            cfg.tls_min_version == AGW_CONFIG_TLS_1_3 ? AGW_TLS_VERSION_1_3 : AGW_TLS_VERSION_1_2,
+        .ciphers = cfg.tls_ciphers[0] ? cfg.tls_ciphers : NULL,
+        .ciphersuites = cfg.tls_ciphersuites[0] ? cfg.tls_ciphersuites : NULL,
+        .groups = cfg.tls_groups[0] ? cfg.tls_groups : NULL,
+        .input_max = cfg.relay_buffer_bytes,
+        .output_max = cfg.relay_buffer_bytes,
+    };
+    if (agw_tls_ctx_new(&tls_cfg, &tls_ctx, err, sizeof(err)) < 0) {
         agw_log(AGW_LOG_ERROR, "TLS: %s", err);
         return 1;
     }
