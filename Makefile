@@ -52,7 +52,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench-codec bench-setup demo run deps
+        clean bench-codec bench-tls bench-setup demo run deps
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -98,6 +98,10 @@ $(1)/msrp-peer: $(1)/obj/tools/msrp-peer.o
 $(1)/bench-codec: $(1)/obj/tools/bench-codec.o $(1)/libh248.a
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
+$(1)/obj/tools/bench-tls.o: CFLAGS += $$(SSL_CFLAGS)
+$(1)/bench-tls: $(1)/obj/tools/bench-tls.o $(1)/libagwtls.a
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(SSL_LIBS) $$(LDLIBS)
+
 $(1)/tests/%: $(1)/obj/tests/%.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
@@ -127,7 +131,7 @@ endef
 $(eval $(call variant,build,$(OPT),))
 $(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
 
-PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer bench-codec
+PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer bench-codec bench-tls
 
 all: $(LIB_NAMES:%=build/%) $(PROGRAMS:%=build/%)
 
@@ -223,6 +227,10 @@ compdb:
 
 bench-codec: build/bench-codec
 	build/bench-codec
+
+# TLS engine: 1 GiB bulk (memory, engine over a socketpair, SSL_set_fd), handshakes/s, idle memory.
+bench-tls: build/bench-tls
+	build/bench-tls
 
 # Iq session set-ups per second against a spawned gateway, workers=1 then 2.
 bench-setup: build/agw-bench build/ims-agw

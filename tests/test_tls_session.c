@@ -108,6 +108,23 @@ static void pair_free(struct pair *p)
     agw_tls_ctx_unref(p->cctx);
 }
 
+/* When set, move() hands ciphertext over through input_space/input_commit instead of feed. */
+static bool zero_copy;
+
+static int feed_zero_copy(struct agw_tls_session *to, const void *data, size_t len, size_t *used)
+{
+    void *space;
+    size_t cap;
+    *used = 0;
+    int rc = agw_tls_session_input_space(to, &space, &cap);
+    if (rc < 0)
+        return rc;
+    REQUIRE(cap > 0 && space != NULL, "input_space: %zu bytes", cap);
+    *used = len < cap ? len : cap;
+    memcpy(space, data, *used);
+    return agw_tls_session_input_commit(to, *used);
+}
+
 /* Moves from's ciphertext into to, piece bytes per feed, until from has none or to is full. */
 static size_t move(struct agw_tls_session *from, struct agw_tls_session *to, size_t piece)
 {
@@ -117,7 +134,10 @@ static size_t move(struct agw_tls_session *from, struct agw_tls_session *to, siz
         size_t len, used = 0;
         agw_tls_session_pending_output(from, &data, &len);
         REQUIRE(len > 0, "output size without a pending span");
-        int rc = agw_tls_session_feed(to, data, len < piece ? len : piece, &used);
+        if (len > piece)
+            len = piece;
+        int rc = zero_copy ? feed_zero_copy(to, data, len, &used)
+                           : agw_tls_session_feed(to, data, len, &used);
         if (rc == -EAGAIN || (rc < 0 && agw_tls_session_state(to) == AGW_TLS_FAILED))
             break; /* full, or failed: what it would not take is dropped with the socket */
         REQUIRE(rc == 0, "feed: %d", rc);
@@ -493,6 +513,53 @@ START_TEST(test_data_one_byte_feeds)
     exchange(p.cli, p.srv, 20000 + (size_t)(rnd() % 20000), 20000 + (size_t)(rnd() % 20000), 1,
              300);
     exchange(p.srv, p.cli, 1, 1, 1, 1);
+    pair_free(&p);
+}
+END_TEST
+
+/* The socket reads straight into the session: same bytes, same bounds as feed. */
+START_TEST(test_input_space_zero_copy)
+{
+    rng_state = 0x5eed0005ULL;
+    static const struct agw_tls_ctx_config small = {.input_max = 2048};
+    struct pair p;
+    pair_new(&p, &small, NULL, true, true);
+    zero_copy = true;
+    pump(p.cli, p.srv, 100);
+    assert_verified(&p);
+    exchange(p.cli, p.srv, 300000, 300000, 16384, 5000);
+    exchange(p.cli, p.srv, 3000, 3000, 1, 100);
+    zero_copy = false;
+
+    void *space;
+    size_t cap, used;
+    ck_assert_int_eq(agw_tls_session_input_space(p.srv, &space, &cap), 0);
+    ck_assert_uint_eq(cap, 2048);
+    ck_assert_int_eq(agw_tls_session_input_commit(p.srv, cap + 1), -EINVAL);
+    ck_assert_int_eq(agw_tls_session_input_commit(p.srv, 0), 0);
+    size_t taken;
+    ck_assert_int_eq(agw_tls_session_write(p.cli, "0123456789", 10, &taken), 0);
+    const void *data;
+    size_t len;
+    agw_tls_session_pending_output(p.cli, &data, &len);
+    ck_assert_int_eq(agw_tls_session_feed(p.srv, data, 5, &used), 0);
+    ck_assert_int_eq(agw_tls_session_input_space(p.srv, &space, &cap), 0);
+    ck_assert_uint_eq(cap, 2048 - 5); /* the bound counts what was fed */
+    memcpy(space, (const uint8_t *)data + 5, len - 5);
+    ck_assert_int_eq(agw_tls_session_input_commit(p.srv, len - 5), 0);
+    ck_assert_int_eq(agw_tls_session_consume_output(p.cli, len), 0);
+    uint8_t buf[16];
+    ck_assert_int_eq(agw_tls_session_read(p.srv, buf, sizeof(buf), &used), 0);
+    ck_assert_uint_eq(used, 10);
+    ck_assert(memcmp(buf, "0123456789", 10) == 0);
+
+    static uint8_t filler[2048];
+    ck_assert_int_eq(agw_tls_session_feed(p.srv, filler, sizeof(filler), &used), 0);
+    ck_assert_int_eq(agw_tls_session_input_space(p.srv, &space, &cap), -EAGAIN);
+    ck_assert_ptr_null(space);
+    ck_assert_uint_eq(cap, 0);
+    agw_tls_session_feed_eof(p.cli);
+    ck_assert_int_eq(agw_tls_session_input_space(p.cli, &space, &cap), -EPIPE);
     pair_free(&p);
 }
 END_TEST
@@ -1023,6 +1090,7 @@ static Suite *tls_session_suite(void)
     tcase_set_timeout(tc, 60); /* ASan builds */
     tcase_add_loop_test(tc, test_data_large_16k_feeds, 0, 2);
     tcase_add_loop_test(tc, test_data_one_byte_feeds, 0, 2);
+    tcase_add_test(tc, test_input_space_zero_copy);
     tcase_add_test(tc, test_stats_count_bytes);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_pending_output_is_stable);

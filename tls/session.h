@@ -55,7 +55,9 @@ enum agw_tls_role { AGW_TLS_SERVER, AGW_TLS_CLIENT };
 enum agw_tls_state {
     AGW_TLS_HANDSHAKING, /* call agw_tls_session_handshake as input arrives */
     AGW_TLS_HELD,        /* the handshake waits for agw_tls_session_set_fingerprints */
-    AGW_TLS_VERIFIED,    /* handshake done and the peer's fingerprint matched: data may flow */
+    AGW_TLS_VERIFIED,    /* handshake done and the peer's fingerprint matched: data may flow
+                            (a TLS 1.3 CLIENT gets here before the server has judged it: a
+                            refusal then comes as a fatal alert on read) */
     AGW_TLS_FAILED,      /* for good; flush the pending output (an alert), then drop the socket */
 };
 

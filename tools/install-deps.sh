@@ -3,7 +3,8 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libssl-dev libuv1-dev libusrsctp-dev check libsystemd-dev
-libinih-dev clang libclang-rt-14-dev clang-format openssl ca-certificates iproute2 procps"
+libinih-dev clang libclang-rt-14-dev clang-format openssl ca-certificates iproute2 procps
+gnutls-bin"
 
 missing=""
 for pkg in $PACKAGES; do
