@@ -567,8 +567,15 @@ static void tls_process(struct leg *l)
         break;
     }
     if (agw_tls_session_state(l->tls) == AGW_TLS_FAILED && !l->failed) {
+        /* The cause names the reason, and the alert or OpenSSL's words when they add to it. */
         const struct agw_tls_error *e = agw_tls_session_error(l->tls);
-        fail(l, e != NULL ? e->text : "TLS failure");
+        const char *reason = e != NULL ? agw_tls_failure_name(e->reason) : "TLS failure";
+        char cause[96];
+        if (e != NULL && e->text != NULL && strcmp(e->text, reason) != 0)
+            snprintf(cause, sizeof(cause), "%s: %s", reason, e->text);
+        else
+            snprintf(cause, sizeof(cause), "%s", reason);
+        fail(l, cause);
         return;
     }
     update_reading(l);
