@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #define READ_BUFFER (64 * 1024)
-#define PLAIN_BUFFER (16 * 1024 + 512) /* a TLS record's worth of plaintext */
+#define PLAIN_BUFFER READ_BUFFER /* both come from the same pool */
+#define POOL_MAX 64              /* idle buffers a worker keeps for reuse */
 
 struct leg {
     struct agw_relay *r;
@@ -55,7 +56,41 @@ struct agw_relay {
     size_t cap, n;
     bool closing;
     unsigned open_legs;
+    char *pool[POOL_MAX]; /* idle READ_BUFFER-sized buffers: legs hold one only while busy */
+    unsigned pooled;
 };
+
+static char *buf_get(struct agw_relay *r)
+{
+    return r->pooled > 0 ? r->pool[--r->pooled] : malloc(READ_BUFFER);
+}
+
+static void buf_put(struct agw_relay *r, char *b)
+{
+    if (b == NULL)
+        return;
+    if (r->pooled < POOL_MAX && !r->closing)
+        r->pool[r->pooled++] = b;
+    else
+        free(b);
+}
+
+/* A leg holds its buffers only while they hold bytes: idle sessions cost no buffer memory. */
+static void release_idle_buffers(struct leg *l)
+{
+    bool stash_in_rbuf = l->stash_len > 0 && l->rbuf != NULL && l->stash >= l->rbuf &&
+                         l->stash < l->rbuf + READ_BUFFER;
+    bool stash_in_pbuf = l->stash_len > 0 && l->pbuf != NULL && l->stash >= l->pbuf &&
+                         l->stash < l->pbuf + PLAIN_BUFFER;
+    if (l->rbuf != NULL && l->cipher_len == 0 && !stash_in_rbuf) {
+        buf_put(l->r, l->rbuf);
+        l->rbuf = NULL;
+    }
+    if (l->pbuf != NULL && !stash_in_pbuf) {
+        buf_put(l->r, l->pbuf);
+        l->pbuf = NULL;
+    }
+}
 
 static uint64_t mix(uint64_t x)
 {
@@ -160,12 +195,14 @@ static void maybe_free(struct leg *l)
         close(l->raw_fd);
     agw_tls_session_free(l->tls);
     agw_leg_conf_free(l->conf);
-    free(l->rbuf);
-    free(l->pbuf);
+    buf_put(l->r, l->rbuf);
+    buf_put(l->r, l->pbuf);
     free(l->obuf);
     struct agw_relay *r = l->r;
     free(l);
     if (--r->open_legs == 0 && r->closing) {
+        for (unsigned i = 0; i < r->pooled; i++)
+            free(r->pool[i]);
         free(r->slots);
         free(r);
     }
@@ -406,7 +443,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     struct leg *l = h->data;
     if (l->rbuf == NULL)
-        l->rbuf = malloc(READ_BUFFER);
+        l->rbuf = buf_get(l->r);
     *buf = uv_buf_init(l->rbuf, l->rbuf != NULL ? READ_BUFFER : 0);
 }
 
@@ -437,8 +474,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     struct leg *l = stream->data;
-    if (nread == 0 || l->released)
+    if (l->released)
         return;
+    if (nread == 0 || nread == UV_ENOBUFS) {
+        if (nread == UV_ENOBUFS) {
+            uv_read_stop(stream);
+            l->reading = false;
+        }
+        return;
+    }
     if (nread < 0) {
         uv_read_stop(stream);
         l->reading = false;
@@ -492,6 +536,7 @@ static void update_reading(struct leg *l)
         uv_read_stop((uv_stream_t *)&l->conn);
         l->reading = false;
     }
+    release_idle_buffers(l);
 }
 
 static void on_verified(struct leg *l)
@@ -505,8 +550,6 @@ static void on_verified(struct leg *l)
             l->conf->context_id, leg_name(l), agw_tls_session_version(l->tls),
             agw_tls_session_cipher(l->tls));
     post(l, AGW_LEG_UP, "tls");
-    if (l->pbuf == NULL)
-        l->pbuf = malloc(PLAIN_BUFFER);
     /* What the peer held back for us may go now, and an active peer may connect. */
     if (l->peer != NULL) {
         start_connection(l->peer);
@@ -549,6 +592,8 @@ static void tls_process(struct leg *l)
         if (l->stash_len > 0)
             break; /* the peer has not taken the last plaintext yet */
         size_t got = 0;
+        if (l->pbuf == NULL && (l->pbuf = buf_get(l->r)) == NULL)
+            break;
         int rc = agw_tls_session_read(l->tls, l->pbuf, PLAIN_BUFFER, &got);
         flush(l);
         if (rc == 0 && got > 0) {
@@ -929,6 +974,8 @@ void agw_relay_close(struct agw_relay *r)
         maybe_free(l);
     }
     if (--r->open_legs == 0) {
+        for (unsigned i = 0; i < r->pooled; i++)
+            free(r->pool[i]);
         free(r->slots);
         free(r);
     }
