@@ -468,6 +468,10 @@ static void fail(struct leg *l, const char *cause)
         flush(l);
     else
         drop_connection(l, false);
+    /* A session that failed after data flowed (truncation, bad record) is cut: the other side
+     * must not take a partial stream for a complete one. */
+    if (l->verified && l->peer != NULL)
+        drop_connection(l->peer, true);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
