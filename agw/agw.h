@@ -190,7 +190,7 @@ void agw_leg_conf_free(struct agw_leg_conf *conf);
 
 /* Something a leg reports to the control loop. */
 struct agw_leg_event {
-    enum { AGW_LEG_FAILED, AGW_LEG_UP } kind;
+    enum { AGW_LEG_FAILED, AGW_LEG_UP, AGW_LEG_REFUSED /* a connection turned away */ } kind;
     uint64_t key;
     uint32_t context_id;
     char term_id[AGW_TERM_ID_MAX];
@@ -333,7 +333,8 @@ struct agw_control_stats {
     uint64_t parse_errors, unknown_peer_drops, before_registration;
     uint64_t transactions, duplicates, pendings_sent, retransmissions, unknown_replies;
     uint64_t mgc_failovers, notifies_sent;
-    uint64_t legs_up, legs_failed, fingerprint_mismatches;
+    uint64_t legs_up, legs_failed, fingerprint_mismatches, handshake_timeouts;
+    uint64_t connections_refused;
 };
 
 /* One ObservedEvents parameter: name=value (quoted when the value is free text). */

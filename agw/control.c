@@ -255,9 +255,15 @@ static void on_leg_event(void *user, const struct agw_leg_event *ev)
         c->stats.legs_up++;
         return;
     }
+    if (ev->kind == AGW_LEG_REFUSED) {
+        c->stats.connections_refused++;
+        return;
+    }
     c->stats.legs_failed++;
-    if (strstr(ev->cause, "fingerprint") != NULL)
+    if (strstr(ev->cause, "fingerprint mismatch") != NULL)
         c->stats.fingerprint_mismatches++;
+    else if (strstr(ev->cause, "handshake timeout") != NULL)
+        c->stats.handshake_timeouts++;
     /* Tell the ALG when it asked for the failure event on that termination. */
     struct agw_term *t = agw_model_term(c->model, ev->term_id, strlen(ev->term_id));
     if (t == NULL || t->key != ev->key || !t->has_events)

@@ -762,6 +762,7 @@ static void on_connection(uv_stream_t *server, int status)
         why = "a connection from an address that is not the Remote's";
     if (why != NULL) {
         agw_log(AGW_LOG_WARN, "term %s: refused %s", leg_name(l), why);
+        post(l, AGW_LEG_REFUSED, "%s", why);
         uv_tcp_close_reset(client, on_refused_closed);
         return;
     }
