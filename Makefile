@@ -119,6 +119,16 @@ $(1)/tests/test_relay: $(1)/obj/tests/test_relay.o $(1)/obj/tools/iq_client.o \
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
+$(1)/tests/test_relay_flows: $(1)/obj/tests/test_relay_flows.o $(1)/obj/tools/iq_client.o \
+    $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
+$(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tools/iq_client.o \
+    $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
 # The daemon test plays the MGC with tools/iq_client.o.
 $(1)/tests/test_daemon: $(1)/obj/tests/test_daemon.o $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)

@@ -879,6 +879,17 @@ static void on_shutdown_poll(uv_timer_t *timer);
 
 void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
 {
+    const struct agw_control_stats *s = &c->stats;
+    agw_log(AGW_LOG_INFO,
+            "counters: transactions %llu, duplicates %llu, pendings %llu, parse errors %llu, "
+            "unknown peers %llu, retransmissions %llu, failovers %llu, legs up %llu, failed "
+            "%llu (fingerprint mismatch %llu, handshake timeout %llu), connections refused %llu",
+            (unsigned long long)s->transactions, (unsigned long long)s->duplicates,
+            (unsigned long long)s->pendings_sent, (unsigned long long)s->parse_errors,
+            (unsigned long long)s->unknown_peer_drops, (unsigned long long)s->retransmissions,
+            (unsigned long long)s->mgc_failovers, (unsigned long long)s->legs_up,
+            (unsigned long long)s->legs_failed, (unsigned long long)s->fingerprint_mismatches,
+            (unsigned long long)s->handshake_timeouts, (unsigned long long)s->connections_refused);
     c->on_stopped = done;
     if (c->assoc != ASSOC_REGISTERED) {
         close_all(c);
