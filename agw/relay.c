@@ -23,8 +23,11 @@ struct leg {
     uv_timer_t timer; /* handshake timeout */
     uv_write_t wreq;
     uv_shutdown_t sreq;
-    bool has_listener, has_conn, connected, connecting, has_timer;
-    int raw_fd; /* a reserved socket the data plane does not use yet (UDP), or -1 */
+    bool has_listener, has_conn, connected, connecting;
+    bool has_timer;  /* the timer handle is initialised (once per leg, closed at release) */
+    bool conn_busy;  /* l->conn is initialised and not yet through its close callback */
+    bool out_closed; /* we ended our output on this connection (FIN or close_notify) */
+    int raw_fd;      /* a reserved socket the data plane does not use yet (UDP), or -1 */
     bool failed, released;
     unsigned handles; /* open uv handles; the leg is freed when it is released and 0 */
     struct agw_tls_session *tls;
@@ -211,6 +214,8 @@ static void maybe_free(struct leg *l)
 static void on_handle_closed(uv_handle_t *h)
 {
     struct leg *l = h->data;
+    if (h == (uv_handle_t *)&l->conn)
+        l->conn_busy = false;
     l->handles--;
     maybe_free(l);
 }
@@ -224,6 +229,7 @@ static void close_handle(struct leg *l, uv_handle_t *h)
 }
 
 static void update_reading(struct leg *l);
+static void maybe_close(struct leg *l);
 static void tls_process(struct leg *l);
 static void pump(struct leg *src);
 static void start_connection(struct leg *l);
@@ -236,10 +242,8 @@ static void drop_connection(struct leg *l, bool reset)
     l->has_conn = false;
     l->connected = false;
     l->reading = false;
-    if (l->has_timer) {
-        l->has_timer = false;
-        close_handle(l, (uv_handle_t *)&l->timer);
-    }
+    if (l->has_timer)
+        uv_timer_stop(&l->timer);
     if (reset && !uv_is_closing((uv_handle_t *)&l->conn)) {
         l->conn.data = l;
         if (uv_tcp_close_reset(&l->conn, on_handle_closed) == 0)
@@ -320,6 +324,7 @@ static void on_written(uv_write_t *req, int status)
     }
     flush(l);
     on_drained(l);
+    maybe_close(l);
 }
 
 /* The plain bytes a leg can still queue toward its socket. */
@@ -331,7 +336,7 @@ static size_t plain_room(const struct leg *l)
 
 static bool can_receive(const struct leg *dst)
 {
-    if (dst == NULL || dst->conf == NULL || !dst->connected || dst->failed || dst->eof_sent)
+    if (dst == NULL || dst->conf == NULL || !dst->connected || dst->failed || dst->out_closed)
         return false;
     if (dst->tls != NULL && !dst->verified)
         return false;
@@ -384,6 +389,17 @@ static size_t deliver(struct leg *dst, const char *data, size_t len)
     return taken;
 }
 
+/* Both directions of a connection ended and our last bytes are out: close it (orderly). */
+static void maybe_close(struct leg *l)
+{
+    if (!l->connected || !l->eof_in || !l->eof_sent || !l->out_closed || l->writing)
+        return;
+    if (l->tls != NULL ? agw_tls_session_output_size(l->tls) > 0 : (l->olen > 0 || !l->shut_done))
+        return;
+    agw_log(AGW_LOG_DEBUG, "term %s: both directions ended, connection closed", leg_name(l));
+    drop_connection(l, false);
+}
+
 /* The end of src's input reaches dst once everything before it did. */
 static void pass_eof(struct leg *src)
 {
@@ -391,6 +407,7 @@ static void pass_eof(struct leg *src)
     if (!src->eof_in || src->stash_len > 0 || src->eof_sent || dst == NULL || !dst->connected)
         return;
     src->eof_sent = true;
+    dst->out_closed = true;
     if (dst->tls != NULL) {
         if (dst->verified) {
             agw_tls_session_close(dst->tls);
@@ -402,11 +419,8 @@ static void pass_eof(struct leg *src)
         dst->shut_wanted = true;
         flush(dst);
     }
-    /* Both directions ended: the connections have nothing more to do. */
-    if (dst->eof_in && dst->eof_sent) {
-        agw_log(AGW_LOG_DEBUG, "context %u: both directions closed",
-                src->conf ? src->conf->context_id : 0);
-    }
+    maybe_close(src);
+    maybe_close(dst);
 }
 
 static void pump(struct leg *src)
@@ -452,13 +466,11 @@ static void fail(struct leg *l, const char *cause)
     if (l->failed)
         return;
     l->failed = true;
-    agw_log(AGW_LOG_WARN, "context %u term %s: refused: %s", l->conf ? l->conf->context_id : 0,
-            leg_name(l), cause);
+    agw_log(AGW_LOG_WARN, "context %u term %s: %s: %s", l->conf ? l->conf->context_id : 0,
+            leg_name(l), l->verified ? "closed" : "refused", cause);
     post(l, AGW_LEG_FAILED, "%s", cause);
-    if (l->has_timer) {
-        l->has_timer = false;
-        close_handle(l, (uv_handle_t *)&l->timer);
-    }
+    if (l->has_timer)
+        uv_timer_stop(&l->timer);
     if (l->reading) {
         uv_read_stop((uv_stream_t *)&l->conn);
         l->reading = false;
@@ -546,10 +558,8 @@ static void update_reading(struct leg *l)
 static void on_verified(struct leg *l)
 {
     l->verified = true;
-    if (l->has_timer) {
-        l->has_timer = false;
-        close_handle(l, (uv_handle_t *)&l->timer);
-    }
+    if (l->has_timer)
+        uv_timer_stop(&l->timer);
     agw_log(AGW_LOG_INFO, "context %u term %s: TLS up (%s, %s), fingerprint verified",
             l->conf->context_id, leg_name(l), agw_tls_session_version(l->tls),
             agw_tls_session_cipher(l->tls));
@@ -638,8 +648,26 @@ static void on_handshake_timeout(uv_timer_t *t)
 }
 
 /* A connection is up (accepted or connected): TLS starts, or plaintext may flow. */
+/* A new connection starts from a clean slate: nothing of an earlier, dropped one carries over
+ * (its TLS session, verdict, end-of-stream flags or unsent bytes). */
+static void reset_connection_state(struct leg *l)
+{
+    agw_tls_session_free(l->tls);
+    l->tls = NULL;
+    l->verified = l->failed = false;
+    l->eof_in = l->eof_sent = l->out_closed = false;
+    l->shut_wanted = l->shut_done = false;
+    l->stash = l->cipher = NULL;
+    l->stash_len = l->cipher_len = 0;
+    l->olen = 0;
+    release_idle_buffers(l);
+    if (l->peer != NULL)
+        l->peer->eof_sent = false; /* the peer's end was told to the old connection */
+}
+
 static void connection_up(struct leg *l)
 {
+    reset_connection_state(l);
     l->connected = true;
     agw_log(AGW_LOG_DEBUG, "context %u term %s: connected", l->conf->context_id, leg_name(l));
     if (l->conf->secure) {
@@ -653,10 +681,11 @@ static void connection_up(struct leg *l)
         if (l->conf->fingerprints_known)
             agw_tls_session_set_fingerprints(l->tls, l->conf->fingerprints,
                                              l->conf->n_fingerprints);
-        if (uv_timer_init(l->r->loop, &l->timer) == 0) {
+        if (l->has_timer || uv_timer_init(l->r->loop, &l->timer) == 0) {
             l->timer.data = l;
+            if (!l->has_timer)
+                l->handles++;
             l->has_timer = true;
-            l->handles++;
             uv_timer_start(&l->timer, on_handshake_timeout,
                            l->conf->handshake_timeout_ms ? l->conf->handshake_timeout_ms : 10000,
                            0);
@@ -683,6 +712,9 @@ static void on_connected(uv_connect_t *req, int status)
         agw_log(AGW_LOG_INFO, "term %s: connect failed: %s", leg_name(l), uv_strerror(status));
         post(l, AGW_LEG_FAILED, "connect failed: %s", uv_err_name(status));
         drop_connection(l, false);
+        /* The other side cannot be served: it is cut rather than left hanging. */
+        if (l->peer != NULL && l->peer->connected)
+            drop_connection(l->peer, true);
         return;
     }
     connection_up(l);
@@ -703,10 +735,11 @@ static void start_connection(struct leg *l)
         (p->conf->tcp_role == AGW_ROLE_ACTIVE || (p->connected && (p->tls == NULL || p->verified)));
     if (!peer_ok)
         return;
-    if (uv_tcp_init(l->r->loop, &l->conn) < 0)
-        return;
+    if (l->conn_busy || uv_tcp_init(l->r->loop, &l->conn) < 0)
+        return; /* a previous connection is still closing: the next trigger retries */
     l->conn.data = l;
     l->has_conn = true;
+    l->conn_busy = true;
     l->handles++;
     uv_tcp_nodelay(&l->conn, 1);
     uv_tcp_bind(&l->conn, (const struct sockaddr *)&c->local, 0);
@@ -756,6 +789,8 @@ static void on_connection(uv_stream_t *server, int status)
     const char *why = NULL;
     if (l->has_conn)
         why = "a second connection";
+    else if (l->conn_busy)
+        why = "a connection while the previous one is still closing";
     else if (l->conf == NULL)
         why = "a connection before the termination was configured";
     else if (l->conf->has_remote && !same_ip(&l->conf->remote, &from))
@@ -778,6 +813,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     l->conn.data = l;
     l->has_conn = true;
+    l->conn_busy = true;
     l->handles++;
     if (uv_tcp_open(&l->conn, dup_fd) < 0) {
         close(dup_fd);
@@ -918,6 +954,10 @@ static void release_leg(struct agw_relay *r, struct leg *l)
     }
     l->released = true;
     drop_connection(l, false);
+    if (l->has_timer) {
+        l->has_timer = false;
+        close_handle(l, (uv_handle_t *)&l->timer);
+    }
     if (l->has_listener) {
         l->has_listener = false;
         close_handle(l, (uv_handle_t *)&l->listener);
@@ -972,6 +1012,10 @@ void agw_relay_close(struct agw_relay *r)
         l->peer = NULL;
         l->released = true;
         drop_connection(l, false);
+        if (l->has_timer) {
+            l->has_timer = false;
+            close_handle(l, (uv_handle_t *)&l->timer);
+        }
         if (l->has_listener) {
             l->has_listener = false;
             close_handle(l, (uv_handle_t *)&l->listener);
