@@ -105,6 +105,8 @@ struct agw_term {
     char events[AGW_MAX_EVENTS][32];
     unsigned n_events;
     bool establish_tls_signal;
+    uint32_t inactivity_ms; /* adid/ipstop requested: report this long without bytes (0: no) */
+    uint32_t connection_generation; /* bumped by a=connection:new: drop the current one */
     uint64_t added_ms;
     uint64_t octets_sent, octets_received; /* final figures, filled when the worker releases it */
 };
@@ -183,14 +185,21 @@ struct agw_leg_conf {
     struct agw_tls_ctx *tls_ctx;       /* one reference, dropped with the conf */
     enum h248_stream_mode mode;
     uint32_t handshake_timeout_ms;
-    uint32_t buffer_bytes; /* per direction, bytes queued toward this leg's socket */
+    uint32_t buffer_bytes;          /* per direction, bytes queued toward this leg's socket */
+    uint32_t inactivity_ms;         /* report a connection without bytes either way (0: never) */
+    uint32_t connection_generation; /* a new value drops the current connection */
 };
 
 void agw_leg_conf_free(struct agw_leg_conf *conf);
 
 /* Something a leg reports to the control loop. */
 struct agw_leg_event {
-    enum { AGW_LEG_FAILED, AGW_LEG_UP, AGW_LEG_REFUSED /* a connection turned away */ } kind;
+    enum {
+        AGW_LEG_FAILED,
+        AGW_LEG_UP,
+        AGW_LEG_REFUSED, /* a connection turned away */
+        AGW_LEG_IDLE,    /* no byte either way for the requested inactivity time */
+    } kind;
     uint64_t key;
     uint32_t context_id;
     char term_id[AGW_TERM_ID_MAX];
@@ -254,6 +263,8 @@ void agw_workers_stop(struct agw_workers *ws);
 
 /* The event a TLS leg's failure is reported with (name unconfirmed: see profile.c). */
 #define AGW_TLS_FAILURE_EVENT "tlsc/fail"
+/* The media-inactivity event (H.248.40 application data inactivity detection, ip flow stop). */
+#define AGW_INACTIVITY_EVENT "adid/ipstop"
 
 /* The package items the gateway knows: name "pkg/item" -> kind. */
 enum agw_item_kind { AGW_ITEM_EVENT, AGW_ITEM_SIGNAL, AGW_ITEM_PROPERTY, AGW_ITEM_STATISTIC };
@@ -334,7 +345,7 @@ struct agw_control_stats {
     uint64_t transactions, duplicates, pendings_sent, retransmissions, unknown_replies;
     uint64_t mgc_failovers, notifies_sent;
     uint64_t legs_up, legs_failed, fingerprint_mismatches, handshake_timeouts;
-    uint64_t connections_refused;
+    uint64_t connections_refused, inactivity_reports;
 };
 
 /* One ObservedEvents parameter: name=value (quoted when the value is free text). */

@@ -196,6 +196,8 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m,
         conf->mode = t->mode;
         conf->handshake_timeout_ms = m->handshake_timeout_ms;
         conf->buffer_bytes = m->buffer_bytes;
+        conf->inactivity_ms = t->inactivity_ms;
+        conf->connection_generation = t->connection_generation;
         struct agw_op op = {.kind = AGW_OP_CONFIGURE, .key = t->key, .conf = conf};
         if (push_op(x, c->worker, &op) < 0) {
             agw_leg_conf_free(conf);
@@ -315,8 +317,31 @@ static int apply_events(struct agw_term *t, const struct h248_events *ev, struct
 {
     if (check_events(ev, false, st) < 0)
         return -1;
+    uint32_t inactivity_ms = 0;
+    for (const struct h248_requested_event *e = ev->events; e != NULL; e = e->next) {
+        if (e->name.len != strlen(AGW_INACTIVITY_EVENT) ||
+            memcmp(e->name.ptr, AGW_INACTIVITY_EVENT, e->name.len) != 0)
+            continue;
+        inactivity_ms = 30000; /* a detection time of 30 s unless dt says otherwise */
+        for (const struct h248_event_parm *p = e->parms; p != NULL; p = p->next) {
+            if (p->kind != H248_EVPARM_OTHER || p->other.name.len != 2 ||
+                memcmp(p->other.name.ptr, "dt", 2) != 0 || !p->other.has_value)
+                continue;
+            struct h248_str v = p->other.value.values->text;
+            uint64_t n = 0;
+            for (size_t i = 0; i < v.len && n <= 86400; i++) {
+                if (v.ptr[i] < '0' || v.ptr[i] > '9')
+                    return agw_status_set(st, 449, "adid/ipstop dt must be a number of seconds");
+                n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+            }
+            if (n == 0 || n > 86400)
+                return agw_status_set(st, 449, "adid/ipstop dt out of range 1..86400");
+            inactivity_ms = (uint32_t)n * 1000;
+        }
+    }
     t->has_events = ev->has_request_id;
     t->events_request_id = ev->request_id;
+    t->inactivity_ms = inactivity_ms;
     t->n_events = 0;
     for (const struct h248_requested_event *e = ev->events; e != NULL; e = e->next) {
         snprintf(t->events[t->n_events], sizeof(t->events[0]), "%.*s", (int)e->name.len,

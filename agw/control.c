@@ -259,21 +259,28 @@ static void on_leg_event(void *user, const struct agw_leg_event *ev)
         c->stats.connections_refused++;
         return;
     }
-    c->stats.legs_failed++;
-    if (strstr(ev->cause, "fingerprint mismatch") != NULL)
-        c->stats.fingerprint_mismatches++;
-    else if (strstr(ev->cause, "handshake timeout") != NULL)
-        c->stats.handshake_timeouts++;
+    const char *event = AGW_TLS_FAILURE_EVENT;
+    if (ev->kind == AGW_LEG_IDLE) {
+        c->stats.inactivity_reports++;
+        event = AGW_INACTIVITY_EVENT;
+    } else {
+        c->stats.legs_failed++;
+        if (strstr(ev->cause, "fingerprint mismatch") != NULL)
+            c->stats.fingerprint_mismatches++;
+        else if (strstr(ev->cause, "handshake timeout") != NULL)
+            c->stats.handshake_timeouts++;
+    }
     /* Tell the ALG when it asked for the failure event on that termination. */
     struct agw_term *t = agw_model_term(c->model, ev->term_id, strlen(ev->term_id));
     if (t == NULL || t->key != ev->key || !t->has_events)
         return;
     for (unsigned i = 0; i < t->n_events; i++) {
-        if (strcmp(t->events[i], AGW_TLS_FAILURE_EVENT) != 0)
+        if (strcmp(t->events[i], event) != 0)
             continue;
         struct agw_notify_param cause = {"cause", ev->cause, true};
-        int rc = agw_control_notify(c, t->ctx->id, t->id, t->events_request_id,
-                                    AGW_TLS_FAILURE_EVENT, &cause, 1);
+        int rc = agw_control_notify(c, t->ctx->id, t->id, t->events_request_id, event,
+                                    ev->kind == AGW_LEG_IDLE ? NULL : &cause,
+                                    ev->kind == AGW_LEG_IDLE ? 0 : 1);
         if (rc < 0)
             agw_log(AGW_LOG_WARN, "context %u term %s: cannot notify the failure: %s", t->ctx->id,
                     t->id, strerror(-rc));

@@ -31,15 +31,13 @@ static const struct {
     {"nt/os", AGW_ITEM_STATISTIC},     /* H.248.1 Annex E.11 */
     {"nt/or", AGW_ITEM_STATISTIC},     {"nt/dur", AGW_ITEM_STATISTIC},
     {"nt/netfail", AGW_ITEM_EVENT},    {"it/ito", AGW_ITEM_EVENT}, /* H.248.14 */
-    {"tlsc/est", AGW_ITEM_SIGNAL}, /* TLS session control: establish (unconfirmed name) */
-    {"tlsc/fail", AGW_ITEM_EVENT}, /* TLS session control: failure (unconfirmed name) */
+    {"tlsc/est", AGW_ITEM_SIGNAL},   /* TLS session control: establish (unconfirmed name) */
+    {"tlsc/fail", AGW_ITEM_EVENT},   /* TLS session control: failure (unconfirmed name) */
+    {"adid/ipstop", AGW_ITEM_EVENT}, /* H.248.40 ip flow stop detection (dt, seconds) */
 };
 
 static const struct agw_package_info packages[] = {
-    {"ipdc", 1},
-    {"nt", 1},
-    {"it", 1},
-    {"tlsc", 1},
+    {"ipdc", 1}, {"nt", 1}, {"it", 1}, {"tlsc", 1}, {"adid", 1},
 };
 
 const struct agw_package_info *agw_profile_packages(size_t *n)
@@ -213,6 +211,10 @@ int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
             setup = sdp_attr_find(s->attrs, SDP_ATTR_SETUP);
         if (setup != NULL && setup->u.setup != SDP_SETUP_HOLDCONN)
             t->tcp_role = role_against(setup->u.setup);
+        /* RFC 4145: a=connection:new in a later Remote asks for a fresh connection. */
+        const struct sdp_attr *conn = sdp_attr_find(media->attrs, SDP_ATTR_CONNECTION);
+        if (conn != NULL && conn->u.connection == SDP_CONNECTION_NEW && t->remote_sdp != NULL)
+            t->connection_generation++;
         const struct sdp_connection *c = sdp_media_connection(s, media);
         if (c != NULL && c->kind == SDP_VALUE_SET && media->port_kind == SDP_VALUE_SET &&
             media->port != 0) {

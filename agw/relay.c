@@ -24,10 +24,13 @@ struct leg {
     uv_write_t wreq;
     uv_shutdown_t sreq;
     bool has_listener, has_conn, connected, connecting;
-    bool has_timer;  /* the timer handle is initialised (once per leg, closed at release) */
-    bool conn_busy;  /* l->conn is initialised and not yet through its close callback */
-    bool out_closed; /* we ended our output on this connection (FIN or close_notify) */
-    int raw_fd;      /* a reserved socket the data plane does not use yet (UDP), or -1 */
+    bool has_timer;        /* the timer handle is initialised (once per leg, closed at release) */
+    bool conn_busy;        /* l->conn is initialised and not yet through its close callback */
+    bool out_closed;       /* we ended our output on this connection (FIN or close_notify) */
+    uv_timer_t idle_timer; /* media inactivity (adid/ipstop), once requested */
+    bool has_idle_timer, idle_reported;
+    uint64_t last_activity_ms;
+    int raw_fd; /* a reserved socket the data plane does not use yet (UDP), or -1 */
     bool failed, released;
     unsigned handles; /* open uv handles; the leg is freed when it is released and 0 */
     struct agw_tls_session *tls;
@@ -230,6 +233,7 @@ static void close_handle(struct leg *l, uv_handle_t *h)
 
 static void update_reading(struct leg *l);
 static void maybe_close(struct leg *l);
+static void note_activity(struct leg *l);
 static void tls_process(struct leg *l);
 static void pump(struct leg *src);
 static void start_connection(struct leg *l);
@@ -302,6 +306,7 @@ static void on_written(uv_write_t *req, int status)
         return;
     }
     l->wire_out += l->wlen;
+    note_activity(l);
     if (l->tls != NULL) {
         agw_tls_session_consume_output(l->tls, l->wlen);
     } else {
@@ -523,6 +528,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     l->wire_in += (uint64_t)nread;
+    note_activity(l);
     if (l->tls != NULL) {
         l->cipher = l->rbuf;
         l->cipher_len = (size_t)nread;
@@ -648,6 +654,46 @@ static void on_handshake_timeout(uv_timer_t *t)
 }
 
 /* A connection is up (accepted or connected): TLS starts, or plaintext may flow. */
+static void on_idle_check(uv_timer_t *t)
+{
+    struct leg *l = t->data;
+    uint32_t limit = l->conf != NULL ? l->conf->inactivity_ms : 0;
+    if (limit == 0 || !l->connected || l->idle_reported)
+        return;
+    if (uv_now(l->r->loop) - l->last_activity_ms >= limit) {
+        l->idle_reported = true;
+        agw_log(AGW_LOG_INFO, "context %u term %s: no data for %u ms", l->conf->context_id,
+                leg_name(l), limit);
+        post(l, AGW_LEG_IDLE, "no data for %u ms", limit);
+    }
+}
+
+/* Arms or disarms the media-inactivity check after a configuration or a connection change. */
+static void update_idle_timer(struct leg *l)
+{
+    uint32_t limit = l->conf != NULL ? l->conf->inactivity_ms : 0;
+    if (limit == 0 || !l->connected) {
+        if (l->has_idle_timer)
+            uv_timer_stop(&l->idle_timer);
+        return;
+    }
+    if (!l->has_idle_timer) {
+        if (uv_timer_init(l->r->loop, &l->idle_timer) < 0)
+            return;
+        l->idle_timer.data = l;
+        l->has_idle_timer = true;
+        l->handles++;
+    }
+    uint64_t period = limit / 4 > 50 ? limit / 4 : 50;
+    uv_timer_start(&l->idle_timer, on_idle_check, period, period);
+}
+
+static void note_activity(struct leg *l)
+{
+    l->last_activity_ms = uv_now(l->r->loop);
+    l->idle_reported = false;
+}
+
 /* A new connection starts from a clean slate: nothing of an earlier, dropped one carries over
  * (its TLS session, verdict, end-of-stream flags or unsent bytes). */
 static void reset_connection_state(struct leg *l)
@@ -669,6 +715,8 @@ static void connection_up(struct leg *l)
 {
     reset_connection_state(l);
     l->connected = true;
+    note_activity(l);
+    update_idle_timer(l);
     agw_log(AGW_LOG_DEBUG, "context %u term %s: connected", l->conf->context_id, leg_name(l));
     if (l->conf->secure) {
         int rc =
@@ -914,7 +962,14 @@ void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
         agw_tls_session_set_fingerprints(l->tls, conf->fingerprints, conf->n_fingerprints);
         tls_process(l);
     }
+    /* a=connection:new: the current connection goes, a new one may come (or is made). */
+    if (old != NULL && old->connection_generation != conf->connection_generation && l->has_conn) {
+        agw_log(AGW_LOG_INFO, "term %s: a=connection:new, closing the current connection",
+                leg_name(l));
+        drop_connection(l, false);
+    }
     agw_leg_conf_free(old);
+    update_idle_timer(l);
     start_connection(l);
     if (p != NULL)
         start_connection(p);
@@ -957,6 +1012,10 @@ static void release_leg(struct agw_relay *r, struct leg *l)
     if (l->has_timer) {
         l->has_timer = false;
         close_handle(l, (uv_handle_t *)&l->timer);
+    }
+    if (l->has_idle_timer) {
+        l->has_idle_timer = false;
+        close_handle(l, (uv_handle_t *)&l->idle_timer);
     }
     if (l->has_listener) {
         l->has_listener = false;
@@ -1015,6 +1074,10 @@ void agw_relay_close(struct agw_relay *r)
         if (l->has_timer) {
             l->has_timer = false;
             close_handle(l, (uv_handle_t *)&l->timer);
+        }
+        if (l->has_idle_timer) {
+            l->has_idle_timer = false;
+            close_handle(l, (uv_handle_t *)&l->idle_timer);
         }
         if (l->has_listener) {
             l->has_listener = false;

@@ -501,6 +501,56 @@ START_TEST(wrong_certificate_is_refused_and_notified)
 }
 END_TEST
 
+START_TEST(inactivity_and_connection_new)
+{
+    start();
+    struct ue ue;
+    ue_make(&ue);
+    struct core_peer core;
+    core_listen(&core);
+    unsigned ctx;
+    uint16_t port;
+    setup_session(&core, ue.fingerprint, &ctx, &port, true);
+    int fd;
+    SSL *ssl = ue_connect(&ue, port, 0, &fd);
+    ck_assert_msg(ssl != NULL, "TLS refused, see %s", log_path);
+    ck_assert(core_accept(&core, 3000));
+    /* The ALG asks for media-inactivity detection (H.248.40 ip flow stop, dt in seconds). */
+    char text[1024];
+    unsigned code;
+    snprintf(text, sizeof(text), "C=%u{MF=ip/access/1{E=6{adid/ipstop{dt=1}}}}", ctx);
+    const char *r = request(text, &code);
+    ck_assert_msg(code == 0, "%s", r);
+    struct iq_event ev;
+    ck_assert_int_eq(iq_client_recv(mgc, 4000, &ev), 0);
+    size_t len;
+    h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
+    text[len] = '\0';
+    iq_event_release(&ev);
+    ck_assert_msg(strstr(text, "N=ip/access/1{OE=6{adid/ipstop}}") != NULL, "%s", text);
+    /* a=connection:new in a new Remote: the gateway drops the connection, a new one is served. */
+    snprintf(text, sizeof(text),
+             "C=%u{MF=ip/access/1{M{ST=1{R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message 9 "
+             "TCP/TLS/MSRP *\r\na=setup:active\r\na=connection:new\r\na=fingerprint:%s\r\n}}}}}",
+             ctx, ue.fingerprint);
+    r = request(text, &code);
+    ck_assert_msg(code == 0, "%s", r);
+    char b;
+    ck_assert_int_le(SSL_read(ssl, &b, 1), 0);
+    SSL_free(ssl);
+    close(fd);
+    ssl = ue_connect(&ue, port, 0, &fd);
+    ck_assert_msg(ssl != NULL, "the new connection was refused, see %s", log_path);
+    ck_assert_int_eq(SSL_write(ssl, "x", 1), 1);
+    SSL_free(ssl);
+    close(fd);
+    close(core.fd);
+    close(core.listen_fd);
+    agw_tls_identity_unref(ue.id);
+    stop();
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay");
@@ -510,6 +560,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, originating_msrp_bytes_both_ways);
     tcase_add_test(tc, wrong_certificate_is_refused_and_notified);
     tcase_add_test(tc, fingerprint_after_handshake_is_held_then_verified);
+    tcase_add_test(tc, inactivity_and_connection_new);
     suite_add_tcase(s, tc);
     return s;
 }
