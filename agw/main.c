@@ -8,9 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static uv_signal_t sig_int, sig_term;
+static uv_signal_t sig_int, sig_term, sig_hup;
 static struct agw_control *control;
 static bool stopping;
+static int saved_argc;
+static char **saved_argv;
+static struct agw_config cfg;
+static struct agw_realm realms[AGW_CONFIG_MAX_REALMS];
+static struct agw_model model;
 
 static void print_versions(void)
 {
@@ -27,6 +32,68 @@ static void on_stopped(void)
 {
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_hup, NULL);
+}
+
+static void log_identity(const struct agw_realm *r, const char *what)
+{
+    char fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    agw_tls_fingerprint_format(agw_tls_identity_fingerprint(r->identity), fp, sizeof(fp));
+    agw_log(AGW_LOG_INFO, "realm %s: %s certificate %s", r->name, what, fp);
+}
+
+/* SIGHUP: the configuration is read again. What can change at run time does (log level,
+ * limits, timers of the data plane, certificates: new terminations get the new one, running
+ * ones keep the one whose fingerprint the ALG was given); the rest is refused with a log line
+ * and keeps its value until a restart. No session is dropped. */
+static void reload(void)
+{
+    static struct agw_config fresh;
+    struct agw_config_cli cli;
+    char err[512];
+    if (agw_config_parse_args(&fresh, saved_argc, saved_argv, &cli, err, sizeof(err)) < 0) {
+        agw_log(AGW_LOG_ERROR, "reload refused: %s", err);
+        return;
+    }
+    if (agw_config_reload_check(&cfg, &fresh, err, sizeof(err)) < 0)
+        agw_log(AGW_LOG_WARN, "reload: %s: they keep their values until a restart", err);
+    cfg.log_level = fresh.log_level;
+    agw_log_set_level(cfg.log_level);
+    cfg.max_contexts = fresh.max_contexts;
+    model.max_contexts = fresh.max_contexts;
+    cfg.relay_buffer_bytes = fresh.relay_buffer_bytes;
+    model.buffer_bytes = fresh.relay_buffer_bytes;
+    cfg.handshake_timeout_ms = fresh.handshake_timeout_ms;
+    model.handshake_timeout_ms = fresh.handshake_timeout_ms;
+    for (unsigned i = 0; i < cfg.realm_count; i++) {
+        const struct agw_config_realm *now = NULL;
+        for (unsigned k = 0; k < fresh.realm_count; k++)
+            if (strcmp(fresh.realms[k].name, cfg.realms[i].name) == 0)
+                now = &fresh.realms[k];
+        if (now == NULL || now->certificate[0] == '\0')
+            continue; /* generated at start: kept */
+        struct agw_tls_identity *id;
+        if (agw_tls_identity_load(now->certificate, now->private_key, &id, err, sizeof(err)) < 0) {
+            agw_log(AGW_LOG_ERROR, "reload: realm %s keeps its certificate: %s", now->name, err);
+            continue;
+        }
+        agw_tls_identity_unref(realms[i].identity);
+        realms[i].identity = id;
+        snprintf(cfg.realms[i].certificate, sizeof(cfg.realms[i].certificate), "%s",
+                 now->certificate);
+        snprintf(cfg.realms[i].private_key, sizeof(cfg.realms[i].private_key), "%s",
+                 now->private_key);
+        log_identity(&realms[i], "new terminations get");
+    }
+    agw_log(AGW_LOG_INFO, "configuration reloaded");
+}
+
+static void on_hup(uv_signal_t *sig, int signum)
+{
+    (void)sig;
+    (void)signum;
+    if (!stopping)
+        reload();
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -41,19 +108,20 @@ static void on_signal(uv_signal_t *sig, int signum)
     agw_control_shutdown(control, on_stopped);
 }
 
-static unsigned worker_count(const struct agw_config *cfg)
+static unsigned worker_count(const struct agw_config *c)
 {
-    if (cfg->workers > 0)
-        return cfg->workers;
+    if (c->workers > 0)
+        return c->workers;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
 int main(int argc, char **argv)
 {
-    static struct agw_config cfg;
     struct agw_config_cli cli;
     char err[512];
+    saved_argc = argc;
+    saved_argv = argv;
     if (agw_config_parse_args(&cfg, argc, argv, &cli, err, sizeof(err)) < 0) {
         fprintf(stderr, "ims-agw: %s\n", err);
         return 2;
@@ -74,7 +142,6 @@ int main(int argc, char **argv)
     agw_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
 
-    static struct agw_realm realms[AGW_CONFIG_MAX_REALMS];
     unsigned default_realm = 0;
     for (unsigned i = 0; i < cfg.realm_count; i++) {
         if (agw_realm_init(&realms[i], &cfg.realms[i], err, sizeof(err)) < 0) {
@@ -89,7 +156,6 @@ int main(int argc, char **argv)
         agw_log(AGW_LOG_INFO, "realm %s: %s ports %u-%u, certificate %s", realms[i].name,
                 realms[i].addr_text, realms[i].port_low, realms[i].port_high, fp);
     }
-    static struct agw_model model;
     if (agw_model_init(&model, realms, cfg.realm_count, default_realm, cfg.max_contexts,
                        cfg.max_terminations_per_context, worker_count(&cfg)) < 0) {
         agw_log(AGW_LOG_ERROR, "out of memory for %u contexts", cfg.max_contexts);
@@ -125,6 +191,8 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &sig_term);
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_init(loop, &sig_hup);
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
     uv_run(loop, UV_RUN_DEFAULT);
     agw_model_fini(&model);
     agw_tls_ctx_unref(tls_ctx);

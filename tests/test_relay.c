@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -70,7 +71,8 @@ static bool log_contains(const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
-static void start(void)
+/* Starts the daemon; conf (may be NULL) is given with -c before the common options. */
+static void start_conf(const char *conf)
 {
     char iq[32], m1[32], access[64], core[64];
     iq_port = free_port(SOCK_DGRAM);
@@ -86,15 +88,24 @@ static void start(void)
     if (child == 0) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fd, STDERR_FILENO);
-        execl(agw_bin(), agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers", "1", "--realm",
-              access, "--realm", core, "--handshake-timeout-ms", "1500", "--log-level", "debug",
-              (char *)NULL);
+        if (conf != NULL)
+            execl(agw_bin(), agw_bin(), "-c", conf, "--iq-listen", iq, "--mgc", m1, "--workers",
+                  "1", "--handshake-timeout-ms", "1500", "--log-level", "debug", (char *)NULL);
+        else
+            execl(agw_bin(), agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers", "1", "--realm",
+                  access, "--realm", core, "--handshake-timeout-ms", "1500", "--log-level", "debug",
+                  (char *)NULL);
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL), 0);
     for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
         sleep_ms(10);
+}
+
+static void start(void)
+{
+    start_conf(NULL);
 }
 
 static void stop(void)
@@ -551,6 +562,83 @@ START_TEST(inactivity_and_connection_new)
 }
 END_TEST
 
+/* Writes a fresh P-256 certificate and key to cert and key. */
+static void write_identity(const char *cert, const char *key, struct agw_tls_identity **out)
+{
+    ck_assert_int_eq(agw_tls_identity_generate("gateway.test", 30, out), 0);
+    FILE *f = fopen(cert, "w");
+    ck_assert(PEM_write_X509(f, agw_tls_identity_cert(*out)));
+    fclose(f);
+    f = fopen(key, "w");
+    ck_assert(PEM_write_PrivateKey(f, agw_tls_identity_key(*out), NULL, NULL, 0, NULL, NULL));
+    fclose(f);
+}
+
+/* A reload that rotates the realm's certificate: new terminations get the new one, the one
+ * added before keeps presenting the certificate whose fingerprint its Add reply carried. */
+START_TEST(certificate_rotation_keeps_bound_fingerprint)
+{
+    char dir[] = "/tmp/agw-rotate-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cert[96], key[96], conf[96];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(conf, sizeof(conf), "%s/agw.conf", dir);
+    struct agw_tls_identity *first, *second;
+    write_identity(cert, key, &first);
+    uint16_t base = (uint16_t)(51000 + (getpid() % 300) * 40);
+    FILE *f = fopen(conf, "w");
+    fprintf(f,
+            "[realm access]\naddress = 127.0.0.1\nports = %u-%u\ncertificate = %s\n"
+            "private_key = %s\n[realm core]\naddress = 127.0.0.1\nports = %u-%u\n",
+            base, base + 19, cert, key, base + 20, base + 39);
+    fclose(f);
+    start_conf(conf);
+    struct ue ue;
+    ue_make(&ue);
+    struct core_peer core;
+    core_listen(&core);
+    unsigned ctx;
+    uint16_t port;
+    char before[4096];
+    snprintf(before, sizeof(before), "%s", setup_session(&core, ue.fingerprint, &ctx, &port, true));
+    char fp1[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    agw_tls_fingerprint_format(agw_tls_identity_fingerprint(first), fp1, sizeof(fp1));
+    ck_assert_msg(strstr(before, fp1) != NULL, "%s lacks %s", before, fp1);
+    /* Rotate: new files, SIGHUP. */
+    write_identity(cert, key, &second);
+    kill(child, SIGHUP);
+    for (int i = 0; i < 200 && !log_contains("configuration reloaded"); i++)
+        sleep_ms(10);
+    ck_assert(log_contains("configuration reloaded"));
+    struct core_peer core2;
+    core_listen(&core2);
+    unsigned ctx2;
+    uint16_t port2;
+    const char *after = setup_session(&core2, ue.fingerprint, &ctx2, &port2, true);
+    char fp2[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    agw_tls_fingerprint_format(agw_tls_identity_fingerprint(second), fp2, sizeof(fp2));
+    ck_assert_msg(strstr(after, fp2) != NULL, "%s lacks %s", after, fp2);
+    /* The first termination still presents the first certificate. */
+    int fd;
+    SSL *ssl = ue_connect(&ue, port, 0, &fd);
+    ck_assert_msg(ssl != NULL, "TLS refused, see %s", log_path);
+    ue_check_gateway(ssl, before);
+    SSL_free(ssl);
+    close(fd);
+    close(core.listen_fd);
+    close(core2.listen_fd);
+    agw_tls_identity_unref(first);
+    agw_tls_identity_unref(second);
+    agw_tls_identity_unref(ue.id);
+    stop();
+    unlink(cert);
+    unlink(key);
+    unlink(conf);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay");
@@ -561,6 +649,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, wrong_certificate_is_refused_and_notified);
     tcase_add_test(tc, fingerprint_after_handshake_is_held_then_verified);
     tcase_add_test(tc, inactivity_and_connection_new);
+    tcase_add_test(tc, certificate_rotation_keeps_bound_fingerprint);
     suite_add_tcase(s, tc);
     return s;
 }
