@@ -57,6 +57,17 @@ static void reload(void)
     }
     if (agw_config_reload_check(&cfg, &fresh, err, sizeof(err)) < 0)
         agw_log(AGW_LOG_WARN, "reload: %s: they keep their values until a restart", err);
+    /* Reloadable in the configuration's terms, not yet applied by this build: said so. */
+    if (fresh.mgc_count != cfg.mgc_count ||
+        memcmp(fresh.mgc, cfg.mgc, sizeof(cfg.mgc[0]) * cfg.mgc_count) != 0 ||
+        fresh.long_timer_ms != cfg.long_timer_ms ||
+        fresh.provisional_timer_ms != cfg.provisional_timer_ms ||
+        fresh.mg_initial_rto_ms != cfg.mg_initial_rto_ms ||
+        fresh.mg_min_rto_ms != cfg.mg_min_rto_ms || fresh.mg_max_rto_ms != cfg.mg_max_rto_ms ||
+        fresh.mg_max_retransmissions != cfg.mg_max_retransmissions ||
+        strcmp(fresh.default_realm, cfg.default_realm) != 0)
+        agw_log(AGW_LOG_WARN, "reload: the MGC list, the transaction timers and default_realm "
+                              "take effect at the next restart");
     cfg.log_level = fresh.log_level;
     agw_log_set_level(cfg.log_level);
     cfg.max_contexts = fresh.max_contexts;
