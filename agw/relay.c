@@ -990,6 +990,23 @@ void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
     }
 }
 
+/* Closes every handle of a released leg; it is freed once their close callbacks ran. */
+static void close_leg(struct leg *l)
+{
+    l->released = true;
+    drop_connection(l, false);
+    uv_handle_t *handles[] = {(uv_handle_t *)&l->timer, (uv_handle_t *)&l->idle_timer,
+                              (uv_handle_t *)&l->listener};
+    bool *open[] = {&l->has_timer, &l->has_idle_timer, &l->has_listener};
+    for (size_t i = 0; i < 3; i++) {
+        if (*open[i]) {
+            *open[i] = false;
+            close_handle(l, handles[i]);
+        }
+    }
+    maybe_free(l);
+}
+
 static void release_leg(struct agw_relay *r, struct leg *l)
 {
     erase(r, l->key);
@@ -1007,21 +1024,7 @@ static void release_leg(struct agw_relay *r, struct leg *l)
             uv_try_write((uv_stream_t *)&l->conn, &buf, 1);
         }
     }
-    l->released = true;
-    drop_connection(l, false);
-    if (l->has_timer) {
-        l->has_timer = false;
-        close_handle(l, (uv_handle_t *)&l->timer);
-    }
-    if (l->has_idle_timer) {
-        l->has_idle_timer = false;
-        close_handle(l, (uv_handle_t *)&l->idle_timer);
-    }
-    if (l->has_listener) {
-        l->has_listener = false;
-        close_handle(l, (uv_handle_t *)&l->listener);
-    }
-    maybe_free(l);
+    close_leg(l);
 }
 
 void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
@@ -1069,21 +1072,7 @@ void agw_relay_close(struct agw_relay *r)
             continue;
         r->slots[i] = NULL;
         l->peer = NULL;
-        l->released = true;
-        drop_connection(l, false);
-        if (l->has_timer) {
-            l->has_timer = false;
-            close_handle(l, (uv_handle_t *)&l->timer);
-        }
-        if (l->has_idle_timer) {
-            l->has_idle_timer = false;
-            close_handle(l, (uv_handle_t *)&l->idle_timer);
-        }
-        if (l->has_listener) {
-            l->has_listener = false;
-            close_handle(l, (uv_handle_t *)&l->listener);
-        }
-        maybe_free(l);
+        close_leg(l);
     }
     if (--r->open_legs == 0) {
         for (unsigned i = 0; i < r->pooled; i++)
