@@ -36,10 +36,8 @@ struct leg {
     struct agw_tls_session *tls;
     bool verified;
     /* Input: what our socket gave and the peer has not taken yet. */
-    char *rbuf;         /* READ_BUFFER: ciphertext (TLS) or plaintext */
-    char *pbuf;         /* PLAIN_BUFFER: decrypted plaintext (TLS) */
-    const char *cipher; /* ciphertext in rbuf not yet fed */
-    size_t cipher_len;
+    char *rbuf;        /* READ_BUFFER: plaintext of a plain leg (TLS legs read into the engine) */
+    char *pbuf;        /* PLAIN_BUFFER: decrypted plaintext (TLS) */
     const char *stash; /* plaintext not yet taken by the peer */
     size_t stash_len;
     bool eof_in;   /* end of our input (FIN or close_notify) */
@@ -88,7 +86,7 @@ static void release_idle_buffers(struct leg *l)
                          l->stash < l->rbuf + READ_BUFFER;
     bool stash_in_pbuf = l->stash_len > 0 && l->pbuf != NULL && l->stash >= l->pbuf &&
                          l->stash < l->pbuf + PLAIN_BUFFER;
-    if (l->rbuf != NULL && l->cipher_len == 0 && !stash_in_rbuf) {
+    if (l->rbuf != NULL && !stash_in_rbuf) {
         buf_put(l->r, l->rbuf);
         l->rbuf = NULL;
     }
@@ -461,6 +459,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct leg *l = h->data;
+    if (l->tls != NULL) {
+        /* Ciphertext goes straight into the engine's input: no copy. */
+        void *space = NULL;
+        size_t cap = 0;
+        if (agw_tls_session_input_space(l->tls, &space, &cap) < 0)
+            cap = 0;
+        *buf = uv_buf_init(space, (unsigned)(cap > UINT32_MAX ? UINT32_MAX : cap));
+        return;
+    }
     if (l->rbuf == NULL)
         l->rbuf = buf_get(l->r);
     *buf = uv_buf_init(l->rbuf, l->rbuf != NULL ? READ_BUFFER : 0);
@@ -530,8 +537,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     l->wire_in += (uint64_t)nread;
     note_activity(l);
     if (l->tls != NULL) {
-        l->cipher = l->rbuf;
-        l->cipher_len = (size_t)nread;
+        agw_tls_session_input_commit(l->tls, (size_t)nread);
         tls_process(l);
     } else {
         l->stash = l->rbuf;
@@ -547,7 +553,7 @@ static void update_reading(struct leg *l)
 {
     bool want = l->connected && !l->failed && !l->released && l->conf != NULL;
     if (want && l->tls != NULL)
-        want = l->cipher_len == 0 && l->stash_len == 0 && !agw_tls_session_peer_closed(l->tls) &&
+        want = l->stash_len == 0 && !agw_tls_session_peer_closed(l->tls) &&
                (l->verified ? can_send(l) : agw_tls_session_state(l->tls) == AGW_TLS_HANDSHAKING);
     else if (want)
         want = l->stash_len == 0 && !l->eof_in && can_send(l);
@@ -580,19 +586,8 @@ static void on_verified(struct leg *l)
 
 static void tls_process(struct leg *l)
 {
+    /* The socket reads straight into the engine (on_alloc): here the engine works on it. */
     for (int round = 0; round < 4096 && !l->failed && !l->released; round++) {
-        bool progress = false;
-        while (l->cipher_len > 0) {
-            size_t used = 0;
-            int rc = agw_tls_session_feed(l->tls, l->cipher, l->cipher_len, &used);
-            l->cipher += used;
-            l->cipher_len -= used;
-            progress |= used > 0;
-            if (rc < 0 && rc != -EAGAIN)
-                break;
-            if (used == 0)
-                break;
-        }
         enum agw_tls_state st = agw_tls_session_state(l->tls);
         if (st == AGW_TLS_FAILED)
             break;
@@ -603,9 +598,7 @@ static void tls_process(struct leg *l)
                 on_verified(l);
                 continue;
             }
-            if (rc != -EAGAIN || !progress)
-                break;
-            continue;
+            break; /* more input needed, or failed */
         }
         if (st == AGW_TLS_HELD)
             break; /* no decision before the ALG gave the fingerprint */
@@ -627,8 +620,6 @@ static void tls_process(struct leg *l)
             pass_eof(l);
             break;
         }
-        if (rc == -EAGAIN && l->cipher_len > 0)
-            continue;
         break;
     }
     if (agw_tls_session_state(l->tls) == AGW_TLS_FAILED && !l->failed) {
@@ -703,8 +694,8 @@ static void reset_connection_state(struct leg *l)
     l->verified = l->failed = false;
     l->eof_in = l->eof_sent = l->out_closed = false;
     l->shut_wanted = l->shut_done = false;
-    l->stash = l->cipher = NULL;
-    l->stash_len = l->cipher_len = 0;
+    l->stash = NULL;
+    l->stash_len = 0;
     l->olen = 0;
     release_idle_buffers(l);
     if (l->peer != NULL)

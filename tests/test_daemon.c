@@ -55,7 +55,8 @@ static void daemon_start_with(const char *env, const char *const *extra)
     mgc_port = free_udp_port();
     mgc2_port = free_udp_port();
     /* Realm ports apart from other runs of the suite (plain and ASan may overlap in time). */
-    realm_base = (uint16_t)(43000 + (getpid() % 500) * 40);
+    /* Below the kernel's ephemeral ports (32768+), where free_udp_port finds the Iq ports. */
+    realm_base = (uint16_t)(20000 + (getpid() % 100) * 40);
     snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
     snprintf(m1, sizeof(m1), "127.0.0.1:%u", mgc_port);
     snprintf(access, sizeof(access), "access,127.0.0.1,%u-%u", realm_base, realm_base + 19);

@@ -77,7 +77,8 @@ static void start_conf(const char *conf)
     char iq[32], m1[32], access[64], core[64];
     iq_port = free_port(SOCK_DGRAM);
     mgc_port = free_port(SOCK_DGRAM);
-    realm_base = (uint16_t)(51000 + (getpid() % 300) * 40);
+    /* Below the kernel's ephemeral ports (32768+), where free_port finds the Iq ports. */
+    realm_base = (uint16_t)(16000 + (getpid() % 100) * 40);
     snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
     snprintf(m1, sizeof(m1), "127.0.0.1:%u", mgc_port);
     snprintf(access, sizeof(access), "access,127.0.0.1,%u-%u", realm_base, realm_base + 19);
@@ -586,7 +587,7 @@ START_TEST(certificate_rotation_keeps_bound_fingerprint)
     snprintf(conf, sizeof(conf), "%s/agw.conf", dir);
     struct agw_tls_identity *first, *second;
     write_identity(cert, key, &first);
-    uint16_t base = (uint16_t)(51000 + (getpid() % 300) * 40);
+    uint16_t base = (uint16_t)(16000 + (getpid() % 100) * 40);
     FILE *f = fopen(conf, "w");
     fprintf(f,
             "[realm access]\naddress = 127.0.0.1\nports = %u-%u\ncertificate = %s\n"
