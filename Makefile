@@ -28,6 +28,8 @@ CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
 CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
 INIH_CFLAGS = $(shell $(PKG_CONFIG) --cflags inih)
 INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih)
+SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
 USRSCTP_VERSION = $(shell $(PKG_CONFIG) --modversion usrsctp 2>/dev/null)
 
 H248_SRCS := $(wildcard h248/*.c)
@@ -52,7 +54,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench-codec bench-tls bench-setup demo run deps
+        clean bench-codec bench-tls bench-setup demo run deps install uninstall
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -66,7 +68,7 @@ $(1)/obj/%.o: %.c | $(NEED_DEPS)
 
 $(1)/obj/tls/%.o: CFLAGS += $$(SSL_CFLAGS)
 $(1)/obj/sctp/%.o: CFLAGS += $$(SCTP_CFLAGS)
-$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) $$(INIH_CFLAGS) \
+$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) $$(INIH_CFLAGS) $$(SYSTEMD_CFLAGS) \
     -DAGW_VERSION='"$(VERSION)"' $$(if $$(USRSCTP_VERSION),-DAGW_USRSCTP_VERSION='"$$(USRSCTP_VERSION)"')
 $(1)/obj/tools/%.o: CFLAGS += -DAGW_VERSION='"$(VERSION)"' $$(SSL_CFLAGS)
 # Tests may name the codec's headers without the folder ("h248.h", "token.h").
@@ -82,7 +84,8 @@ $(1)/%.a:
 	$$(AR) rcs $$@ $$^
 
 $(1)/ims-agw: $(1)/obj/agw/main.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
-	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) $$(LDLIBS)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) $$(SYSTEMD_LIBS) \
+	    $$(LDLIBS)
 
 $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools/scenario.o \
     $(1)/libh248.a
@@ -131,6 +134,12 @@ $(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tools/
 
 # The daemon test plays the MGC with tools/iq_client.o.
 $(1)/tests/test_daemon: $(1)/obj/tests/test_daemon.o $(1)/obj/tools/iq_client.o \
+    $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+
+# The notify test plays systemd and the MGC (tools/iq_client.o).
+$(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
@@ -253,6 +262,41 @@ demo: deps all
 
 run: deps all
 	exec build/ims-agw $(ARGS)
+
+# make install [DESTDIR=...] [PREFIX=/usr/local]: programs, the systemd unit (its paths filled
+# in), man pages, and the example configuration unless one is there already.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+INSTALLED_BINS := agw-ctl agw-bench msrp-peer
+INSTALLED_MANS := man/ims-agw.8 man/ims-agw.conf.5 man/agw-ctl.1 man/agw-bench.1
+
+install: build/ims-agw $(INSTALLED_BINS:%=build/%)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/ims-agw $(foreach s,1 5 8,$(DESTDIR)$(MANDIR)/man$(s))
+	$(INSTALL) -m 0755 build/ims-agw $(DESTDIR)$(SBINDIR)/ims-agw
+	$(INSTALL) -m 0755 $(INSTALLED_BINS:%=build/%) $(DESTDIR)$(BINDIR)/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    dist/ims-agw.service.in > build/ims-agw.service
+	$(INSTALL) -m 0644 build/ims-agw.service $(DESTDIR)$(UNITDIR)/ims-agw.service
+	for m in $(INSTALLED_MANS); do \
+	    $(INSTALL) -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; done
+	@conf=$(DESTDIR)$(SYSCONFDIR)/ims-agw/ims-agw.conf; \
+	if [ -e $$conf ]; then echo "install: $$conf exists, kept"; \
+	else echo "$(INSTALL) -m 0644 agw/ims-agw.conf.example $$conf"; \
+	    $(INSTALL) -m 0644 agw/ims-agw.conf.example $$conf; fi
+	@echo "install: done; with systemd: systemctl daemon-reload && systemctl enable --now ims-agw"
+
+# Everything install put, except the configuration (it may hold local changes).
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/ims-agw $(INSTALLED_BINS:%=$(DESTDIR)$(BINDIR)/%) \
+	    $(DESTDIR)$(UNITDIR)/ims-agw.service
+	for m in $(INSTALLED_MANS); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/}; done
+	@echo "uninstall: $(DESTDIR)$(SYSCONFDIR)/ims-agw/ims-agw.conf kept"
 
 clean:
 	rm -rf build compile_commands.json

@@ -372,4 +372,22 @@ int agw_control_notify(struct agw_control *c, uint32_t context_id, const char *t
 const struct agw_control_stats *agw_control_stats(const struct agw_control *c);
 bool agw_control_workers_alive(const struct agw_control *c, uint64_t max_age_ms);
 
+/* systemd.c: sd_notify; every call does nothing unless NOTIFY_SOCKET is set */
+
+/* True if every loop besides the caller's turned within max_age_ms (half the watchdog). */
+typedef bool (*agw_systemd_alive_cb)(void *arg, uint64_t max_age_ms);
+/* Writes the one-line status (registration, session counts) into buf. */
+typedef void (*agw_systemd_status_cb)(void *arg, char *buf, size_t cap);
+
+/* Starts timers on loop: STATUS= each second when the text changed, WATCHDOG=1 every half of
+ * WATCHDOG_USEC while alive() holds. Callbacks and arg are borrowed until agw_systemd_stopping. */
+int agw_systemd_start(uv_loop_t *loop, agw_systemd_alive_cb alive, agw_systemd_status_cb status,
+                      void *arg);
+/* READY=1 with the status: at start once Iq is bound and the workers run, and after a reload. */
+void agw_systemd_ready(void);
+/* RELOADING=1: a reload begins; agw_systemd_ready says it is done. */
+void agw_systemd_reloading(void);
+/* STOPPING=1, and closes the timers (the callbacks are not called any more). */
+void agw_systemd_stopping(void);
+
 #endif

@@ -103,8 +103,11 @@ static void on_hup(uv_signal_t *sig, int signum)
 {
     (void)sig;
     (void)signum;
-    if (!stopping)
-        reload();
+    if (stopping)
+        return;
+    agw_systemd_reloading();
+    reload();
+    agw_systemd_ready();
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -116,7 +119,24 @@ static void on_signal(uv_signal_t *sig, int signum)
     }
     stopping = true;
     agw_log(AGW_LOG_INFO, "%s: shutting down", strsignal(signum));
+    agw_systemd_stopping();
     agw_control_shutdown(control, on_stopped);
+}
+
+/* The watchdog runs on the control loop: its timer firing shows that loop turns. */
+static bool loops_alive(void *arg, uint64_t max_age_ms)
+{
+    (void)arg;
+    return agw_control_workers_alive(control, max_age_ms);
+}
+
+static void systemd_status(void *arg, char *buf, size_t cap)
+{
+    (void)arg;
+    snprintf(buf, cap, "%s; contexts %u, terminations %u",
+             agw_control_registered(control) ? "registered with the MGC"
+                                             : "registering with the MGC",
+             model.n_contexts, model.n_terms);
 }
 
 static unsigned worker_count(const struct agw_config *c)
@@ -204,6 +224,13 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    /* Ready: Iq is bound, the workers run and the signals are handled. */
+    rc = agw_systemd_start(loop, loops_alive, systemd_status, NULL);
+    if (rc < 0) {
+        agw_log(AGW_LOG_ERROR, "systemd: %s", uv_strerror(rc));
+        return 1;
+    }
+    agw_systemd_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     agw_model_fini(&model);
     agw_tls_ctx_unref(tls_ctx);
