@@ -48,13 +48,13 @@ LIB_CFLAGS = $(if $(TLS_SRCS),$(SSL_CFLAGS)) $(if $(SCTP_SRCS),$(SCTP_CFLAGS))
 LIB_LIBS = $(if $(SCTP_SRCS),$(SCTP_LIBS)) $(SSL_LIBS)
 
 # Goals that need the Debian packages first: every compile waits for `deps` (order-only).
-ifneq ($(filter check check-fast asan run,$(MAKECMDGOALS)),)
+ifneq ($(filter check check-fast asan run demo bench,$(MAKECMDGOALS)),)
 NEED_DEPS := deps
 endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench-codec bench-tls bench-setup demo run deps install uninstall
+        clean bench bench-codec bench-tls bench-setup demo run deps install uninstall
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -92,7 +92,7 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
 $(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/bench_bulk.o \
-    $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+    $(1)/obj/tools/bench_ref.o $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 $(1)/msrp-peer: $(1)/obj/tools/msrp-peer.o
@@ -255,6 +255,12 @@ bench-tls: build/bench-tls
 bench-setup: build/agw-bench build/ims-agw
 	build/agw-bench setup --sessions 200000 --window 128 --workers 1
 	build/agw-bench setup --sessions 200000 --window 128 --workers 2
+
+# Relay throughput side by side, same run, same tool: ims-agw (workers 1 and 2), stunnel, HAProxy
+# and a plain splice relay, TLS 1.3 AES-128-GCM P-256, 3 interleaved rounds, medians (min/max).
+# Installs stunnel4 and haproxy when missing (as root; skipped otherwise): references, not deps.
+bench: build/agw-bench build/ims-agw
+	tools/bench-refs.sh
 
 # The e2ae MSRP flow end to end with openssl s_client as the UE (see tools/demo.sh).
 demo: deps all
