@@ -191,7 +191,7 @@ START_TEST(replies_pending_acks)
     struct h248_message *m =
         parse_ok("!/3 [1.2.3.4]:2944 P=5{IA,C=1{A=ip/access/1{M{ST=1{L{v=0\nc=IN IP4 1.2.3.4\n}}}},"
                  "ER=430{\"no such termination\"}}} PN=6{} K{1,3-5,7} P=8/2/END{C=-{N=ROOT}} "
-                 "P=9{ER=501{\"not implemented\"}}");
+                 "P=9{ER=501{\"command unsupported\"}}");
     struct h248_transaction *t = m->transactions;
     ck_assert_int_eq(t->kind, H248_TRANS_REPLY);
     ck_assert(t->imm_ack_required);
