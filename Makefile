@@ -117,29 +117,34 @@ $(1)/tests/test_iq_client: $(1)/obj/tests/test_iq_client.o $(1)/obj/tools/iq_cli
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
 
 # The relay test plays the MGC too, and a TLS UE with OpenSSL.
-$(1)/tests/test_relay: $(1)/obj/tests/test_relay.o $(1)/obj/tools/iq_client.o \
+$(1)/tests/test_relay: $(1)/obj/tests/test_relay.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
-$(1)/tests/test_relay_flows: $(1)/obj/tests/test_relay_flows.o $(1)/obj/tools/iq_client.o \
+$(1)/tests/test_relay_flows: $(1)/obj/tests/test_relay_flows.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
-$(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tools/iq_client.o \
+$(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 # The daemon test plays the MGC with tools/iq_client.o.
-$(1)/tests/test_daemon: $(1)/obj/tests/test_daemon.o $(1)/obj/tools/iq_client.o \
+$(1)/tests/test_daemon: $(1)/obj/tests/test_daemon.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
 
 # The notify test plays systemd and the MGC (tools/iq_client.o).
-$(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tools/iq_client.o \
+$(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)

@@ -1,6 +1,7 @@
 /* Check suite: the real ims-agw on loopback, driven as its MGC over Iq (registration,
  * commands, duplicates, Pending, errors, failover, inactivity, shutdown). */
 #include "h248/h248.h"
+#include "tests/harness.h"
 #include "tools/iq_client.h"
 
 #include <arpa/inet.h>
@@ -18,42 +19,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *agw_bin(void)
-{
-    const char *bin = getenv("AGW_BIN");
-    return bin != NULL && bin[0] != '\0' ? bin : "build/ims-agw";
-}
-
 static pid_t child = -1;
 static char log_path[64];
 static uint16_t iq_port, mgc_port, mgc2_port, realm_base;
 static struct iq_client *mgc;
 
-static uint16_t free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Starts the daemon with the common options plus extra ones (NULL-terminated). */
 static void daemon_start_with(const char *env, const char *const *extra)
 {
     char iq[32], m1[32], access[64], core[64];
-    iq_port = free_udp_port();
-    mgc_port = free_udp_port();
-    mgc2_port = free_udp_port();
+    iq_port = harness_free_port(SOCK_DGRAM);
+    mgc_port = harness_free_port(SOCK_DGRAM);
+    mgc2_port = harness_free_port(SOCK_DGRAM);
     /* Realm ports apart from other runs of the suite (plain and ASan may overlap in time). */
     /* Below the kernel's ephemeral ports (32768+), where free_udp_port finds the Iq ports. */
     realm_base = (uint16_t)(20000 + (getpid() % 100) * 40);
@@ -61,10 +38,21 @@ static void daemon_start_with(const char *env, const char *const *extra)
     snprintf(m1, sizeof(m1), "127.0.0.1:%u", mgc_port);
     snprintf(access, sizeof(access), "access,127.0.0.1,%u-%u", realm_base, realm_base + 19);
     snprintf(core, sizeof(core), "core,127.0.0.1,%u-%u", realm_base + 20, realm_base + 39);
-    const char *argv[40] = {agw_bin(), "--iq-listen", iq,     "--mgc",
-                            m1,        "--workers",   "1",    "--realm",
-                            access,    "--realm",     core,   "--mg-initial-rto-ms",
-                            "100",     "--log-level", "debug"};
+    const char *argv[40] = {harness_agw_bin(),
+                            "--iq-listen",
+                            iq,
+                            "--mgc",
+                            m1,
+                            "--workers",
+                            "1",
+                            "--realm",
+                            access,
+                            "--realm",
+                            core,
+                            "--mg-initial-rto-ms",
+                            "100",
+                            "--log-level",
+                            "debug"};
     size_t n = 15;
     for (; extra != NULL && *extra != NULL && n < 38; extra++)
         argv[n++] = *extra;
@@ -90,37 +78,14 @@ static void daemon_start(void)
     daemon_start_with(NULL, NULL);
 }
 
-static bool log_contains(const char *needle)
-{
-    char buf[1 << 16];
-    FILE *f = fopen(log_path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
-
-static int wait_exit(pid_t pid, int ms)
-{
-    for (int i = 0; i < ms / 10; i++) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return status;
-        sleep_ms(10);
-    }
-    return -1;
-}
-
 static void register_gateway(void)
 {
     struct iq_event ev;
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
     iq_event_release(&ev);
     /* The gateway logs once it took our reply. */
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
 }
 
 /* Stops the daemon with SIGTERM and checks it exits 0 (under ASan: no leak either). */
@@ -128,7 +93,7 @@ static void daemon_stop(void)
 {
     if (child > 0) {
         kill(child, SIGTERM);
-        int status = wait_exit(child, 10000);
+        int status = harness_wait_exit(child, 10000);
         if (status == -1) {
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
@@ -186,13 +151,13 @@ static const char *request(const char *text, unsigned *code)
 START_TEST(version_and_config_check)
 {
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "%s -V", agw_bin());
+    snprintf(cmd, sizeof(cmd), "%s -V", harness_agw_bin());
     FILE *p = popen(cmd, "r");
     char line[128] = "";
     ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
     ck_assert_int_eq(pclose(p), 0);
     ck_assert_msg(strncmp(line, "ims-agw ", 8) == 0, "%s", line);
-    snprintf(cmd, sizeof(cmd), "%s -t --max-contexts 0 2>&1", agw_bin());
+    snprintf(cmd, sizeof(cmd), "%s -t --max-contexts 0 2>&1", harness_agw_bin());
     p = popen(cmd, "r");
     line[0] = '\0';
     ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
@@ -214,8 +179,8 @@ START_TEST(registration_then_commands)
     iq_event_release(&ev);
     ck_assert_msg(strstr(text, "SC=ROOT{SV{MT=RS,RE=\"901") != NULL, "%s", text);
     ck_assert_msg(strstr(text, "V=3") != NULL && strstr(text, "PF=threegiq/1") != NULL, "%s", text);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
 
     unsigned code;
     const char *r = request(ACCESS_ADD, &code);
@@ -326,8 +291,8 @@ START_TEST(lost_registration_reply_is_retransmitted)
     snprintf(tid, sizeof(tid), "T=%u{", ev.msg->transactions->id);
     ck_assert_msg(strstr(first_copy, tid) != NULL, "%s is not a copy of %s", tid, first_copy);
     iq_event_release(&ev);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
     unsigned code;
     request("C=-{AV=ROOT{AT{}}}", &code);
     ck_assert_uint_eq(code, 0);
@@ -346,8 +311,9 @@ START_TEST(redirect_with_mgc_id_to_try)
     struct iq_register_reply redirect = {.redirect_mid = mid};
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, &redirect, NULL, NULL), 0);
     ck_assert_int_eq(iq_client_wait_registration(other, 5000, NULL, NULL, NULL), 0);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC 127.0.0.1"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC 127.0.0.1");
+         i++)
+        harness_sleep_ms(10);
     struct iq_client *first = mgc;
     mgc = other;
     unsigned code;
@@ -450,7 +416,7 @@ START_TEST(garbage_and_strangers)
     if (rc == 0)
         iq_reply_release(&reply);
     iq_client_close(stranger);
-    ck_assert(log_contains("not a configured MGC"));
+    ck_assert(harness_log_contains(log_path, "not a configured MGC"));
     unsigned code;
     request("C=-{AV=ROOT{AT{}}}", &code);
     ck_assert_uint_eq(code, 0);
@@ -496,7 +462,7 @@ END_TEST
 START_TEST(failover_to_second_mgc)
 {
     char second[32];
-    mgc2_port = free_udp_port();
+    mgc2_port = harness_free_port(SOCK_DGRAM);
     snprintf(second, sizeof(second), "127.0.0.1:%u", mgc2_port);
     /* The first MGC (ours, silent) is configured first; the second answers. */
     static char m2[32];
@@ -508,7 +474,7 @@ START_TEST(failover_to_second_mgc)
     ck_assert_int_eq(iq_client_open(m2, NULL, NULL, NULL, &other), 0);
     ck_assert_int_eq(iq_client_wait_registration(other, 10000, NULL, NULL, NULL), 0);
     iq_client_close(other);
-    ck_assert(log_contains("lost"));
+    ck_assert(harness_log_contains(log_path, "lost"));
     daemon_stop();
 }
 END_TEST
@@ -524,7 +490,7 @@ START_TEST(graceful_service_change_on_sigterm)
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
     ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_GRACEFUL);
     iq_event_release(&ev);
-    int status = wait_exit(child, 10000);
+    int status = harness_wait_exit(child, 10000);
     child = -1;
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 }
@@ -535,8 +501,8 @@ START_TEST(lowered_version_is_used)
     daemon_start();
     struct iq_register_reply v2 = {.version = 2};
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, &v2, NULL, NULL), 0);
-    for (int i = 0; i < 200 && !log_contains("version 2"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "version 2"); i++)
+        harness_sleep_ms(10);
     char msg[128];
     int n = snprintf(msg, sizeof(msg), "!/2 [127.0.0.1]:%u T=99{C=-{AV=ROOT{AT{}}}}", mgc_port);
     ck_assert_int_eq(iq_client_send_raw(mgc, msg, (size_t)n), 0);

@@ -1,6 +1,7 @@
 /* Check suite: e2ae end to end on loopback — the real daemon driven over Iq, a UE that speaks
  * TLS with its own certificate, a plain core peer; bytes checked by hash at the far end. */
 #include "h248/h248.h"
+#include "tests/harness.h"
 #include "tls/cert.h"
 #include "tls/fingerprint.h"
 #include "tools/iq_client.h"
@@ -30,53 +31,18 @@ static char log_path[64];
 static uint16_t iq_port, mgc_port, realm_base;
 static struct iq_client *mgc;
 
-static const char *agw_bin(void)
-{
-    const char *bin = getenv("AGW_BIN");
-    return bin != NULL && bin[0] != '\0' ? bin : "build/ims-agw";
-}
-
 static size_t transfer_bytes(void)
 {
     const char *mib = getenv("AGW_RELAY_TEST_MIB");
     return (size_t)(mib != NULL ? strtoul(mib, NULL, 10) : 100) << 20;
 }
 
-static uint16_t free_port(int type)
-{
-    int fd = socket(AF_INET, type, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool log_contains(const char *needle)
-{
-    static char buf[1 << 20];
-    FILE *f = fopen(log_path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
-
 /* Starts the daemon; conf (may be NULL) is given with -c before the common options. */
 static void start_conf(const char *conf)
 {
     char iq[32], m1[32], access[64], core[64];
-    iq_port = free_port(SOCK_DGRAM);
-    mgc_port = free_port(SOCK_DGRAM);
+    iq_port = harness_free_port(SOCK_DGRAM);
+    mgc_port = harness_free_port(SOCK_DGRAM);
     /* Below the kernel's ephemeral ports (32768+), where free_port finds the Iq ports. */
     realm_base = (uint16_t)(16000 + (getpid() % 100) * 40);
     snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
@@ -90,18 +56,19 @@ static void start_conf(const char *conf)
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fd, STDERR_FILENO);
         if (conf != NULL)
-            execl(agw_bin(), agw_bin(), "-c", conf, "--iq-listen", iq, "--mgc", m1, "--workers",
-                  "1", "--handshake-timeout-ms", "1500", "--log-level", "debug", (char *)NULL);
-        else
-            execl(agw_bin(), agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers", "1", "--realm",
-                  access, "--realm", core, "--handshake-timeout-ms", "1500", "--log-level", "debug",
+            execl(harness_agw_bin(), harness_agw_bin(), "-c", conf, "--iq-listen", iq, "--mgc", m1,
+                  "--workers", "1", "--handshake-timeout-ms", "1500", "--log-level", "debug",
                   (char *)NULL);
+        else
+            execl(harness_agw_bin(), harness_agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers",
+                  "1", "--realm", access, "--realm", core, "--handshake-timeout-ms", "1500",
+                  "--log-level", "debug", (char *)NULL);
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL), 0);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
 }
 
 static void start(void)
@@ -115,7 +82,7 @@ static void stop(void)
         kill(child, SIGTERM);
         int status = -1;
         for (int i = 0; i < 1000 && waitpid(child, &status, WNOHANG) != child; i++)
-            sleep_ms(10);
+            harness_sleep_ms(10);
         if (!WIFEXITED(status)) {
             kill(child, SIGKILL);
             waitpid(child, &status, 0);
@@ -140,30 +107,6 @@ static void teardown(void)
 }
 
 /* The reply to text, compact (static buffer); *code gets the first error code or 0. */
-static const char *request(const char *text, unsigned *code)
-{
-    static char out[16384];
-    struct iq_reply reply;
-    struct h248_parse_error err;
-    ck_assert_int_eq(iq_client_request_text(mgc, text, strlen(text), 3000, &reply, &err), 0);
-    out[0] = '\0';
-    size_t len = 0;
-    if (reply.status == 0)
-        h248_encode_message(reply.msg, H248_STYLE_COMPACT, out, sizeof(out) - 1, &len);
-    out[len] = '\0';
-    const struct h248_error_desc *e = reply.status == 0 ? iq_reply_error(&reply) : NULL;
-    *code = e != NULL ? e->code : reply.status == 0 ? 0 : 999;
-    iq_reply_release(&reply);
-    return out;
-}
-
-static unsigned number_after(const char *text, const char *key)
-{
-    const char *p = strstr(text, key);
-    ck_assert_msg(p != NULL, "no %s in %s", key, text);
-    return (unsigned)strtoul(p + strlen(key), NULL, 10);
-}
-
 /* ---- The UE: a TLS client with its own certificate ---- */
 
 struct ue {
@@ -367,9 +310,9 @@ static const char *setup_session(struct core_peer *core, const char *ue_fp, unsi
              "TCP/MSRP *\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message %u TCP/MSRP *\r\n"
              "a=setup:passive\r\n}}}}}",
              core->port);
-    const char *r = request(text, &code);
+    const char *r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
-    *ctx = number_after(r, "C=");
+    *ctx = harness_number_after(r, "C=");
     if (fingerprint_now)
         snprintf(text, sizeof(text),
                  "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\n"
@@ -382,9 +325,9 @@ static const char *setup_session(struct core_peer *core, const char *ue_fp, unsi
                  "m=message $ TCP/TLS/MSRP *\r\na=fingerprint:$\r\na=setup:passive\r\n}}},"
                  "E=5{tlsc/fail}}}",
                  *ctx);
-    r = request(text, &code);
+    r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
-    *access_port = (uint16_t)number_after(r, "m=message ");
+    *access_port = (uint16_t)harness_number_after(r, "m=message ");
     return r;
 }
 
@@ -409,10 +352,10 @@ START_TEST(originating_msrp_bytes_both_ways)
     unsigned code;
     char text[64];
     snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
-    const char *r = request(text, &code);
+    const char *r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
     /* The octets went through: each leg reports at least the transfer size both ways. */
-    ck_assert_msg(number_after(r, "nt/or=") >= transfer_bytes(), "%s", r);
+    ck_assert_msg(harness_number_after(r, "nt/or=") >= transfer_bytes(), "%s", r);
     SSL_free(ssl);
     close(fd);
     close(core.fd);
@@ -443,7 +386,7 @@ START_TEST(fingerprint_after_handshake_is_held_then_verified)
     unsigned code;
     snprintf(text, sizeof(text), "C=%u{MF=ip/access/1{M{ST=1{" UE_REMOTE("active", "") "}}}}", ctx,
              ue.fingerprint);
-    const char *r = request(text, &code);
+    const char *r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
     pthread_join(th, NULL);
     SSL *ssl = job.ssl;
@@ -531,7 +474,7 @@ START_TEST(inactivity_and_connection_new)
     char text[1024];
     unsigned code;
     snprintf(text, sizeof(text), "C=%u{MF=ip/access/1{E=6{adid/ipstop{dt=1}}}}", ctx);
-    const char *r = request(text, &code);
+    const char *r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
     struct iq_event ev;
     ck_assert_int_eq(iq_client_recv(mgc, 4000, &ev), 0);
@@ -545,7 +488,7 @@ START_TEST(inactivity_and_connection_new)
              "C=%u{MF=ip/access/1{M{ST=1{R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message 9 "
              "TCP/TLS/MSRP *\r\na=setup:active\r\na=connection:new\r\na=fingerprint:%s\r\n}}}}}",
              ctx, ue.fingerprint);
-    r = request(text, &code);
+    r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
     char b;
     ck_assert_int_le(SSL_read(ssl, &b, 1), 0);
@@ -609,9 +552,9 @@ START_TEST(certificate_rotation_keeps_bound_fingerprint)
     /* Rotate: new files, SIGHUP. */
     write_identity(cert, key, &second);
     kill(child, SIGHUP);
-    for (int i = 0; i < 200 && !log_contains("configuration reloaded"); i++)
-        sleep_ms(10);
-    ck_assert(log_contains("configuration reloaded"));
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "configuration reloaded"); i++)
+        harness_sleep_ms(10);
+    ck_assert(harness_log_contains(log_path, "configuration reloaded"));
     struct core_peer core2;
     core_listen(&core2);
     unsigned ctx2;

@@ -2,6 +2,7 @@
  * and stalled handshakes, refused certificates and connections, resets, slow readers, Subtract
  * mid-transfer and a thousand concurrent sessions. */
 #include "h248/h248.h"
+#include "tests/harness.h"
 #include "tls/cert.h"
 #include "tls/fingerprint.h"
 #include "tools/iq_client.h"
@@ -32,46 +33,11 @@ static char log_path[64];
 static uint16_t realm_base;
 static struct iq_client *mgc;
 
-static const char *agw_bin(void)
-{
-    const char *bin = getenv("AGW_BIN");
-    return bin != NULL && bin[0] != '\0' ? bin : "build/ims-agw";
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static uint16_t free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool log_contains(const char *needle)
-{
-    static char buf[4 << 20];
-    FILE *f = fopen(log_path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
 }
 
 /* ---- The daemon ---- */
@@ -88,7 +54,7 @@ static const struct daemon_opts small = {1, 10000, 20, "debug"};
 static void start_with(const struct daemon_opts *o)
 {
     char iq[32], m1[32], access[64], core[64], workers[16], hs[16];
-    uint16_t iq_port = free_udp_port(), mgc_port = free_udp_port();
+    uint16_t iq_port = harness_free_port(SOCK_DGRAM), mgc_port = harness_free_port(SOCK_DGRAM);
     /* Below the ephemeral range, apart from the other relay suites (plain and ASan may overlap). */
     realm_base = (uint16_t)(28000 + (getpid() % 3) * 1200);
     snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
@@ -107,16 +73,16 @@ static void start_with(const struct daemon_opts *o)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fd, STDERR_FILENO);
-        execl(agw_bin(), agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers", workers, "--realm",
-              access, "--realm", core, "--handshake-timeout-ms", hs, "--log-level", o->log_level,
-              (char *)NULL);
+        execl(harness_agw_bin(), harness_agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers",
+              workers, "--realm", access, "--realm", core, "--handshake-timeout-ms", hs,
+              "--log-level", o->log_level, (char *)NULL);
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
     ck_assert_msg(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL) == 0,
                   "no registration, see %s", log_path);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
 }
 
 static void start(void)
@@ -177,36 +143,12 @@ static long daemon_rss_kib(void)
 
 /* ---- Iq ---- */
 
-static const char *request(const char *text, unsigned *code)
-{
-    static char out[16384];
-    struct iq_reply reply;
-    struct h248_parse_error err;
-    ck_assert_int_eq(iq_client_request_text(mgc, text, strlen(text), 3000, &reply, &err), 0);
-    out[0] = '\0';
-    size_t len = 0;
-    if (reply.status == 0)
-        h248_encode_message(reply.msg, H248_STYLE_COMPACT, out, sizeof(out) - 1, &len);
-    out[len] = '\0';
-    const struct h248_error_desc *e = reply.status == 0 ? iq_reply_error(&reply) : NULL;
-    *code = e != NULL ? e->code : reply.status == 0 ? 0 : 999;
-    iq_reply_release(&reply);
-    return out;
-}
-
 static void request_ok(const char *text, char *out, size_t cap)
 {
     unsigned code;
-    const char *r = request(text, &code);
+    const char *r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s\n-> %s (log %s)", text, r, log_path);
     snprintf(out, cap, "%s", r);
-}
-
-static unsigned long number_after(const char *text, const char *key)
-{
-    const char *p = strstr(text, key);
-    ck_assert_msg(p != NULL, "no %s in %s", key, text);
-    return strtoul(p + strlen(key), NULL, 10);
 }
 
 static void added_id(const char *reply, char *id, size_t cap)
@@ -442,9 +384,9 @@ static void session_open(struct session *s, const char *fp, bool dial)
                  "a=setup:active\r\n}}}}}");
     }
     request_ok(text, reply, sizeof(reply));
-    s->ctx = (unsigned)number_after(reply, "C=");
+    s->ctx = (unsigned)harness_number_after(reply, "C=");
     added_id(reply, s->core_id, sizeof(s->core_id));
-    s->core_port = (uint16_t)number_after(reply, "m=message ");
+    s->core_port = (uint16_t)harness_number_after(reply, "m=message ");
     char remote[512] = "";
     if (fp != NULL)
         snprintf(remote, sizeof(remote),
@@ -457,7 +399,7 @@ static void session_open(struct session *s, const char *fp, bool dial)
              s->ctx, remote);
     request_ok(text, reply, sizeof(reply));
     added_id(reply, s->access_id, sizeof(s->access_id));
-    s->access_port = (uint16_t)number_after(reply, "m=message ");
+    s->access_port = (uint16_t)harness_number_after(reply, "m=message ");
 }
 
 static const char *fp_line(const struct ue *ue)
@@ -801,7 +743,7 @@ START_TEST(held_handshake_refused_by_late_fingerprint)
     set_nonblocking(fd, true);
     ck_assert_int_eq(SSL_connect(ssl), -1); /* the ClientHello is out; the gateway holds */
     ck_assert_int_eq(SSL_get_error(ssl, -1), SSL_ERROR_WANT_READ);
-    sleep_ms(300);
+    harness_sleep_ms(300);
     ck_assert_int_eq(SSL_connect(ssl), -1);
     ck_assert_int_eq(SSL_get_error(ssl, -1), SSL_ERROR_WANT_READ); /* no ServerHello yet */
     ERR_clear_error();
@@ -847,10 +789,10 @@ START_TEST(establish_signal_refuses_wrong_ue)
                "m=application $ TCP/TLS/BFCP *\r\na=fingerprint:$\r\n}}},E=5{tlsc/fail},"
                "SG{tlsc/est}}}",
                reply, sizeof(reply));
-    unsigned ctx = (unsigned)number_after(reply, "C=");
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
     char access_id[48];
     added_id(reply, access_id, sizeof(access_id));
-    uint16_t port = (uint16_t)number_after(reply, "m=application ");
+    uint16_t port = (uint16_t)harness_number_after(reply, "m=application ");
     snprintf(text, sizeof(text),
              "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
              "TCP/BFCP *\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=application %u TCP/BFCP *\r\n"
@@ -1088,7 +1030,7 @@ START_TEST(slow_core_reader_bounds_memory)
     uint64_t last = 0, t0 = now_ms();
     bool stalled = false;
     while (now_ms() - t0 < 20000 && !stalled) {
-        sleep_ms(500);
+        harness_sleep_ms(500);
         uint64_t sent = __atomic_load_n(&tx.sent, __ATOMIC_RELAXED);
         stalled = sent == last && sent > 0;
         last = sent;
@@ -1144,7 +1086,7 @@ START_TEST(subtract_during_transfer)
     pthread_create(&a, NULL, send_thread, &tx);
     pthread_create(&b, NULL, receive_thread, &rx);
     for (int i = 0; i < 300 && __atomic_load_n(&rx.got, __ATOMIC_RELAXED) < (8 << 20); i++)
-        sleep_ms(10);
+        harness_sleep_ms(10);
     ck_assert_msg(__atomic_load_n(&rx.got, __ATOMIC_RELAXED) >= (8 << 20), "no transfer");
     char text[64], reply[4096];
     snprintf(text, sizeof(text), "C=%u{S=*}", s.ctx);
@@ -1164,7 +1106,7 @@ START_TEST(subtract_during_transfer)
     /* The context is gone. */
     unsigned code;
     snprintf(text, sizeof(text), "C=%u{AV=*{AT{}}}", s.ctx);
-    request(text, &code);
+    harness_request(mgc, text, &code);
     ck_assert_uint_eq(code, 411);
     peers_down(&p);
     agw_tls_identity_unref(ue.id);
@@ -1188,7 +1130,7 @@ START_TEST(subtract_during_held_handshake)
     set_nonblocking(fd, true);
     ck_assert_int_eq(SSL_connect(ssl), -1);
     ERR_clear_error();
-    sleep_ms(300);
+    harness_sleep_ms(300);
     char text[64], reply[4096];
     snprintf(text, sizeof(text), "C=%u{S=*}", s.ctx);
     request_ok(text, reply, sizeof(reply));
@@ -1220,7 +1162,8 @@ START_TEST(second_connection_refused)
     int err;
     ck_assert_msg(wait_closed(fd, 3000, &err) >= 0, "a second connection stayed open");
     close(fd);
-    ck_assert_msg(log_contains("refused a second connection"), "see %s", log_path);
+    ck_assert_msg(harness_log_contains(log_path, "refused a second connection"), "see %s",
+                  log_path);
     /* The first one is untouched. */
     transfer(p.ssl, p.core_fd, 1 << 20);
     peers_down(&p);
@@ -1241,7 +1184,7 @@ START_TEST(connection_from_other_address_refused)
     int err;
     ck_assert_msg(wait_closed(fd, 3000, &err) >= 0, "a connection from 127.0.0.2 stayed open");
     close(fd);
-    ck_assert_msg(log_contains("not the Remote's"), "see %s", log_path);
+    ck_assert_msg(harness_log_contains(log_path, "not the Remote's"), "see %s", log_path);
     ck_assert_msg(tcp_accept(s.core_listen, 200) < 0, "the core was connected");
     /* The listener still waits for the right UE. */
     struct peers p;

@@ -2,6 +2,7 @@
  * end through the real daemon, TLS variants, gnutls-cli as the UE, mode gating, half-close and
  * plain TCP pass-through; every byte checked by hash at the far end. */
 #include "h248/h248.h"
+#include "tests/harness.h"
 #include "tls/cert.h"
 #include "tls/fingerprint.h"
 #include "tools/iq_client.h"
@@ -32,12 +33,6 @@ static char log_path[64];
 static uint16_t realm_base;
 static struct iq_client *mgc;
 
-static const char *agw_bin(void)
-{
-    const char *bin = getenv("AGW_BIN");
-    return bin != NULL && bin[0] != '\0' ? bin : "build/ims-agw";
-}
-
 /* Bytes each way in the four flows of the seeds document. */
 static uint64_t flow_bytes(void)
 {
@@ -52,41 +47,12 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static uint16_t free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool log_contains(const char *needle)
-{
-    static char buf[1 << 20];
-    FILE *f = fopen(log_path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
-
 /* ---- The daemon ---- */
 
 static void start(void)
 {
     char iq[32], m1[32], access[64], core[64];
-    uint16_t iq_port = free_udp_port(), mgc_port = free_udp_port();
+    uint16_t iq_port = harness_free_port(SOCK_DGRAM), mgc_port = harness_free_port(SOCK_DGRAM);
     /* Below the ephemeral range, apart from the other relay suites (plain and ASan may overlap). */
     realm_base = (uint16_t)(24000 + (getpid() % 100) * 40);
     snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
@@ -101,16 +67,16 @@ static void start(void)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(fd, STDERR_FILENO);
-        execl(agw_bin(), agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers", "1", "--realm",
-              access, "--realm", core, "--handshake-timeout-ms", "10000", "--log-level", "debug",
-              (char *)NULL);
+        execl(harness_agw_bin(), harness_agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers",
+              "1", "--realm", access, "--realm", core, "--handshake-timeout-ms", "10000",
+              "--log-level", "debug", (char *)NULL);
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
     ck_assert_msg(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL) == 0,
                   "no registration, see %s", log_path);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
 }
 
 /* SIGTERM; the Graceful ServiceChange is answered; the daemon must exit 0 (ASan: no leak). */
@@ -152,37 +118,13 @@ static void teardown(void)
 /* ---- Iq ---- */
 
 /* The reply to text, compact (static buffer); *code gets the first error code or 0. */
-static const char *request(const char *text, unsigned *code)
-{
-    static char out[16384];
-    struct iq_reply reply;
-    struct h248_parse_error err;
-    ck_assert_int_eq(iq_client_request_text(mgc, text, strlen(text), 3000, &reply, &err), 0);
-    out[0] = '\0';
-    size_t len = 0;
-    if (reply.status == 0)
-        h248_encode_message(reply.msg, H248_STYLE_COMPACT, out, sizeof(out) - 1, &len);
-    out[len] = '\0';
-    const struct h248_error_desc *e = reply.status == 0 ? iq_reply_error(&reply) : NULL;
-    *code = e != NULL ? e->code : reply.status == 0 ? 0 : 999;
-    iq_reply_release(&reply);
-    return out;
-}
-
-/* request() that must succeed; the reply is copied to out. */
+/* harness_request(mgc, ) that must succeed; the reply is copied to out. */
 static void request_ok(const char *text, char *out, size_t cap)
 {
     unsigned code;
-    const char *r = request(text, &code);
+    const char *r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s\n-> %s (log %s)", text, r, log_path);
     snprintf(out, cap, "%s", r);
-}
-
-static unsigned long number_after(const char *text, const char *key)
-{
-    const char *p = strstr(text, key);
-    ck_assert_msg(p != NULL, "no %s in %s", key, text);
-    return strtoul(p + strlen(key), NULL, 10);
 }
 
 /* The termination id the reply's Add names ("ip/access/3"). */
@@ -202,7 +144,7 @@ static uint16_t local_port(const char *reply, const char *media)
 {
     char key[32];
     snprintf(key, sizeof(key), "m=%s ", media);
-    return (uint16_t)number_after(reply, key);
+    return (uint16_t)harness_number_after(reply, key);
 }
 
 /* Subtract=* in ctx; checks that the core leg's octet counts equal what crossed it. */
@@ -214,7 +156,8 @@ static void release_context(unsigned ctx, const char *core_id, uint64_t up, uint
     snprintf(key, sizeof(key), "S=%s{", core_id);
     const char *core = strstr(reply, key);
     ck_assert_msg(core != NULL, "no %s in %s", key, reply);
-    ck_assert_msg(number_after(core, "nt/os=") == up && number_after(core, "nt/or=") == down,
+    ck_assert_msg(harness_number_after(core, "nt/os=") == up &&
+                      harness_number_after(core, "nt/or=") == down,
                   "core statistics %s, expected os=%llu or=%llu", core, (unsigned long long)up,
                   (unsigned long long)down);
 }
@@ -680,7 +623,7 @@ static void run_originating(const struct flow *f)
              "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=%s $ %s *\r\n}}}}}",
              f->media, f->plain_proto);
     request_ok(text, reply, sizeof(reply));
-    s.ctx = (unsigned)number_after(reply, "C=");
+    s.ctx = (unsigned)harness_number_after(reply, "C=");
     added_id(reply, s.core_id, sizeof(s.core_id));
     s.core_port = local_port(reply, f->media);
     ck_assert_msg(s.core_port >= realm_base + 20 && s.core_port <= realm_base + 39, "%s", reply);
@@ -776,7 +719,7 @@ static void run_terminating(const struct flow *f, bool establish)
              "a=fingerprint:$\r\n}}},E=5{tlsc/fail}%s}}",
              f->media, f->tls_proto, establish ? ",SG{tlsc/est}" : "");
     request_ok(text, s.access_reply, sizeof(s.access_reply));
-    s.ctx = (unsigned)number_after(s.access_reply, "C=");
+    s.ctx = (unsigned)harness_number_after(s.access_reply, "C=");
     added_id(s.access_reply, s.access_id, sizeof(s.access_id));
     s.access_port = local_port(s.access_reply, f->media);
     ck_assert_msg(s.access_port >= realm_base && s.access_port <= realm_base + 19, "%s",
@@ -885,7 +828,7 @@ static bool live_open(struct live *l, const struct agw_tls_identity *id, const c
              "a=setup:passive\r\n}}}}}",
              core_port);
     request_ok(text, reply, sizeof(reply));
-    l->s.ctx = (unsigned)number_after(reply, "C=");
+    l->s.ctx = (unsigned)harness_number_after(reply, "C=");
     added_id(reply, l->s.core_id, sizeof(l->s.core_id));
     snprintf(text, sizeof(text),
              "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=message $ "
@@ -936,7 +879,7 @@ static void run_version(int min_v, int max_v, int expect)
     duplex(&l.ue, &l.core, 4 << 20, 30000);
     char line[64];
     snprintf(line, sizeof(line), "TLS up (%s,", expect == TLS1_3_VERSION ? "TLSv1.3" : "TLSv1.2");
-    ck_assert_msg(log_contains(line), "no '%s' in %s", line, log_path);
+    ck_assert_msg(harness_log_contains(log_path, line), "no '%s' in %s", line, log_path);
     live_close(&l);
     agw_tls_identity_unref(ue.id);
     stop();
@@ -1096,7 +1039,7 @@ START_TEST(gnutls_cli_as_ue)
              "a=setup:passive\r\n}}}}}",
              core_port);
     request_ok(text, reply, sizeof(reply));
-    unsigned ctx = (unsigned)number_after(reply, "C=");
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
     snprintf(text, sizeof(text),
              "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=message $ "
              "TCP/TLS/MSRP *\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message 9 "
@@ -1144,12 +1087,12 @@ START_TEST(gnutls_cli_as_ue)
     ck_assert_int_eq(read(core_fd, &b, 1), 0);
     int status = -1;
     for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) != pid; i++)
-        sleep_ms(10);
+        harness_sleep_ms(10);
     if (status == -1) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
     }
-    ck_assert_msg(log_contains("fingerprint verified"), "see %s", log_path);
+    ck_assert_msg(harness_log_contains(log_path, "fingerprint verified"), "see %s", log_path);
     close(out[0]);
     close(core_fd);
     close(core_listen);
@@ -1338,7 +1281,7 @@ START_TEST(plain_tcp_passes_end_to_end_tls)
              "a=setup:passive\r\n}}}}}",
              core_port);
     request_ok(text, reply, sizeof(reply));
-    unsigned ctx = (unsigned)number_after(reply, "C=");
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
     char core_id[48];
     added_id(reply, core_id, sizeof(core_id));
     snprintf(text, sizeof(text),
@@ -1369,7 +1312,8 @@ START_TEST(plain_tcp_passes_end_to_end_tls)
     end_init(&ue_end, "UE", job.ssl, ue_fd, 1, 2);
     end_init(&core_end, "far end", far_ssl, core_fd, 2, 1);
     duplex(&ue_end, &core_end, 16 << 20, 60000);
-    ck_assert_msg(log_contains("TLS up") == false, "the gateway ran TLS on a TCP leg");
+    ck_assert_msg(harness_log_contains(log_path, "TLS up") == false,
+                  "the gateway ran TLS on a TCP leg");
 
     end_fini(&ue_end);
     end_fini(&core_end);

@@ -2,6 +2,7 @@
  * STOPPING) with this test as the service manager and the MGC; the unit file verified offline,
  * and run for real when systemd is PID 1. */
 #include "h248/h248.h"
+#include "tests/harness.h"
 #include "tools/iq_client.h"
 
 #include <arpa/inet.h>
@@ -22,12 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *agw_bin(void)
-{
-    const char *bin = getenv("AGW_BIN");
-    return bin != NULL && bin[0] != '\0' ? bin : "build/ims-agw";
-}
-
 static pid_t child = -1;
 static char log_path[64], notify_path[64];
 static int notify_fd = -1;
@@ -47,24 +42,6 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint16_t free_udp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* The socket systemd would pass in NOTIFY_SOCKET. */
@@ -168,17 +145,28 @@ static void daemon_start(unsigned long watchdog_usec, const char *watchdog_pid,
                          const char *extra_env)
 {
     char iq[32], m1[32], access[64], core[64];
-    iq_port = free_udp_port();
-    mgc_port = free_udp_port();
+    iq_port = harness_free_port(SOCK_DGRAM);
+    mgc_port = harness_free_port(SOCK_DGRAM);
     /* Below the ephemeral range, apart from other runs of the suite. */
     realm_base = (uint16_t)(10000 + (getpid() % 240) * 40);
     snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
     snprintf(m1, sizeof(m1), "127.0.0.1:%u", mgc_port);
     snprintf(access, sizeof(access), "access,127.0.0.1,%u-%u", realm_base, realm_base + 19);
     snprintf(core, sizeof(core), "core,127.0.0.1,%u-%u", realm_base + 20, realm_base + 39);
-    const char *argv[] = {agw_bin(),   "--iq-listen", iq,        "--mgc", m1,
-                          "--workers", "1",           "--realm", access,  "--realm",
-                          core,        "--log-level", "debug",   NULL};
+    const char *argv[] = {harness_agw_bin(),
+                          "--iq-listen",
+                          iq,
+                          "--mgc",
+                          m1,
+                          "--workers",
+                          "1",
+                          "--realm",
+                          access,
+                          "--realm",
+                          core,
+                          "--log-level",
+                          "debug",
+                          NULL};
     snprintf(log_path, sizeof(log_path), "/tmp/test_systemd.%d.log", (int)getpid());
     child = fork();
     ck_assert_int_ge(child, 0);
@@ -209,36 +197,13 @@ static void daemon_start(unsigned long watchdog_usec, const char *watchdog_pid,
     ck_assert_int_eq(iq_client_open(m1, gw, NULL, NULL, &mgc), 0);
 }
 
-static bool log_contains(const char *needle)
-{
-    char buf[1 << 16];
-    FILE *f = fopen(log_path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
-
-static int wait_exit(pid_t pid, int ms)
-{
-    for (int i = 0; i < ms / 10; i++) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return status;
-        sleep_ms(10);
-    }
-    return -1;
-}
-
 static void register_gateway(void)
 {
     struct iq_event ev;
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
     iq_event_release(&ev);
-    for (int i = 0; i < 200 && !log_contains("registered with MGC"); i++)
-        sleep_ms(10);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+        harness_sleep_ms(10);
 }
 
 static void teardown(void)
@@ -329,7 +294,7 @@ START_TEST(no_ready_when_iq_cannot_bind)
     snprintf(cmd, sizeof(cmd),
              "NOTIFY_SOCKET=%s ASAN_OPTIONS=detect_leaks=0 %s --iq-listen %s --workers 1 "
              "--realm access,127.0.0.1,%u-%u --realm core,127.0.0.1,%u-%u 2>/dev/null",
-             notify_path, agw_bin(), iq, base, base + 19, base + 20, base + 39);
+             notify_path, harness_agw_bin(), iq, base, base + 19, base + 20, base + 39);
     int status = system(cmd);
     close(fd);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
@@ -400,7 +365,7 @@ START_TEST(stuck_worker_stops_the_pings)
         if (answered == 0 && iq_client_poll_replies(mgc, 20, count_reply, &answered) > 0)
             replied = now_ms();
         if (answered != 0)
-            sleep_ms(20);
+            harness_sleep_ms(20);
         while (next_note(0) >= 0)
             ;
     }
@@ -412,10 +377,10 @@ START_TEST(stuck_worker_stops_the_pings)
     uint64_t silence = longest_silence(sent, sent + 2400);
     ck_assert_msg(silence >= 1400, "pings went on while the worker was stuck (gap %llu ms)",
                   (unsigned long long)silence);
-    ck_assert_msg(log_contains("no watchdog ping"), "see %s", log_path);
+    ck_assert_msg(harness_log_contains(log_path, "no watchdog ping"), "see %s", log_path);
     /* Once it turns again, so do the pings. */
     ck_assert_uint_ge(pings_between(0, replied, sent + 5000), 2);
-    ck_assert_msg(log_contains("watchdog pings resumed"), "see %s", log_path);
+    ck_assert_msg(harness_log_contains(log_path, "watchdog pings resumed"), "see %s", log_path);
 }
 END_TEST
 
@@ -441,7 +406,7 @@ START_TEST(reload_then_ready_and_stopping)
     ck_assert_msg(ready > reloading, "no READY=1 after RELOADING=1");
     for (unsigned i = first; i < (unsigned)reloading; i++)
         ck_assert_msg(note_line(i, "READY=1") == NULL, "READY before RELOADING");
-    ck_assert_msg(log_contains("configuration reloaded"), "see %s", log_path);
+    ck_assert_msg(harness_log_contains(log_path, "configuration reloaded"), "see %s", log_path);
 
     /* Still pinging after the reload. */
     uint64_t from = now_ms();
@@ -459,7 +424,7 @@ START_TEST(reload_then_ready_and_stopping)
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
     ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_GRACEFUL);
     iq_event_release(&ev);
-    int status = wait_exit(child, 10000);
+    int status = harness_wait_exit(child, 10000);
     ck_assert_msg(status != -1, "ims-agw did not stop on SIGTERM");
     child = -1;
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d (see %s)", status,
@@ -538,7 +503,7 @@ START_TEST(unit_file_verifies)
     }
     static char out[1 << 16];
     char bin[PATH_MAX], dir[64], unit[96], cmd[PATH_MAX + 128];
-    ck_assert_ptr_nonnull(realpath(agw_bin(), bin));
+    ck_assert_ptr_nonnull(realpath(harness_agw_bin(), bin));
     *strrchr(bin, '/') = '\0';
     snprintf(dir, sizeof(dir), "/tmp/test_systemd.%d.unit", (int)getpid());
     mkdir(dir, 0700);
@@ -620,7 +585,7 @@ START_TEST(unit_runs_under_systemd)
         printf("test_systemd: not root (or no systemctl): the unit is not run under systemd\n");
         return;
     }
-    if (strstr(agw_bin(), "asan") != NULL) {
+    if (strstr(harness_agw_bin(), "asan") != NULL) {
         printf("test_systemd: the sanitizer build is not run under the unit's seccomp filter\n");
         return;
     }
@@ -633,11 +598,11 @@ START_TEST(unit_runs_under_systemd)
     ck_assert_int_eq(mkdir(etc, 0755), 0);
     snprintf(path, sizeof(path), "%s/ims-agw", etc);
     ck_assert_int_eq(mkdir(path, 0755), 0);
-    snprintf(cmd, sizeof(cmd), "cp %s %s/ims-agw && chmod 0755 %s/ims-agw", agw_bin(), live_dir,
-             live_dir);
+    snprintf(cmd, sizeof(cmd), "cp %s %s/ims-agw && chmod 0755 %s/ims-agw", harness_agw_bin(),
+             live_dir, live_dir);
     ck_assert_int_eq(system(cmd), 0);
-    mgc_port = free_udp_port();
-    iq_port = free_udp_port();
+    mgc_port = harness_free_port(SOCK_DGRAM);
+    iq_port = harness_free_port(SOCK_DGRAM);
     realm_base = (uint16_t)(10000 + (getpid() % 240) * 40);
     snprintf(path, sizeof(path), "%s/ims-agw/ims-agw.conf", etc);
     FILE *f = fopen(path, "w");
@@ -671,7 +636,7 @@ START_TEST(unit_runs_under_systemd)
     struct iq_event ev;
     ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
     iq_event_release(&ev);
-    sleep_ms(3000); /* longer than WatchdogSec: only the pings keep it alive */
+    harness_sleep_ms(3000); /* longer than WatchdogSec: only the pings keep it alive */
     snprintf(cmd, sizeof(cmd),
              "systemctl show -p ActiveState -p SubState -p NRestarts -p StatusText %s", live_unit);
     ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);

@@ -1,0 +1,84 @@
+/* Helpers shared by the suites that drive the real daemon (see harness.h). */
+#include "tests/harness.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *harness_agw_bin(void)
+{
+    const char *bin = getenv("AGW_BIN");
+    return bin != NULL && bin[0] != '\0' ? bin : "build/ims-agw";
+}
+
+uint16_t harness_free_port(int type)
+{
+    int fd = socket(AF_INET, type, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void harness_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+bool harness_log_contains(const char *path, const char *needle)
+{
+    static char buf[1 << 20];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+int harness_wait_exit(pid_t pid, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
+        harness_sleep_ms(10);
+    }
+    return -1;
+}
+
+const char *harness_request(struct iq_client *c, const char *text, unsigned *code)
+{
+    static char out[16384];
+    struct iq_reply reply;
+    struct h248_parse_error err;
+    ck_assert_int_eq(iq_client_request_text(c, text, strlen(text), 3000, &reply, &err), 0);
+    out[0] = '\0';
+    size_t len = 0;
+    if (reply.status == 0)
+        h248_encode_message(reply.msg, H248_STYLE_COMPACT, out, sizeof(out) - 1, &len);
+    out[len] = '\0';
+    const struct h248_error_desc *e = reply.status == 0 ? iq_reply_error(&reply) : NULL;
+    *code = e != NULL ? e->code : reply.status == 0 ? 0 : 999;
+    iq_reply_release(&reply);
+    return out;
+}
+
+unsigned long harness_number_after(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    ck_assert_msg(p != NULL, "no %s in %s", key, text);
+    return strtoul(p + strlen(key), NULL, 10);
+}
