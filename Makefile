@@ -30,6 +30,8 @@ INIH_CFLAGS = $(shell $(PKG_CONFIG) --cflags inih)
 INIH_LIBS = $(shell $(PKG_CONFIG) --libs inih)
 SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd)
 SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
+MHD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libmicrohttpd)
+MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd)
 USRSCTP_VERSION = $(shell $(PKG_CONFIG) --modversion usrsctp 2>/dev/null)
 
 H248_SRCS := $(wildcard h248/*.c)
@@ -68,7 +70,7 @@ $(1)/obj/%.o: %.c | $(NEED_DEPS)
 
 $(1)/obj/tls/%.o: CFLAGS += $$(SSL_CFLAGS)
 $(1)/obj/sctp/%.o: CFLAGS += $$(SCTP_CFLAGS)
-$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) $$(INIH_CFLAGS) $$(SYSTEMD_CFLAGS) \
+$(1)/obj/agw/%.o: CFLAGS += $$(UV_CFLAGS) $$(LIB_CFLAGS) $$(INIH_CFLAGS) $$(SYSTEMD_CFLAGS) $$(MHD_CFLAGS) \
     -DAGW_VERSION='"$(VERSION)"' $$(if $$(USRSCTP_VERSION),-DAGW_USRSCTP_VERSION='"$$(USRSCTP_VERSION)"')
 $(1)/obj/tools/%.o: CFLAGS += -DAGW_VERSION='"$(VERSION)"' $$(SSL_CFLAGS)
 # Tests may name the codec's headers without the folder ("h248.h", "token.h").
@@ -85,7 +87,7 @@ $(1)/%.a:
 
 $(1)/ims-agw: $(1)/obj/agw/main.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) $$(SYSTEMD_LIBS) \
-	    $$(LDLIBS)
+	    $$(MHD_LIBS) $$(LDLIBS)
 
 $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools/scenario.o \
     $(1)/libh248.a
@@ -93,6 +95,9 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
 
 $(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/bench_bulk.o \
     $(1)/obj/tools/bench_ref.o $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
+$(1)/dc-peer: $(1)/obj/tools/dc-peer.o $(1)/obj/tools/dc_endpoint.o $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 $(1)/msrp-peer: $(1)/obj/tools/msrp-peer.o
@@ -108,7 +113,7 @@ $(1)/bench-tls: $(1)/obj/tools/bench-tls.o $(1)/libagwtls.a
 $(1)/tests/%: $(1)/obj/tests/%.o $(1)/libagw.a $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
-	    $$(LDLIBS)
+	    $$(MHD_LIBS) $$(LDLIBS)
 
 # The Iq client test links tools/ objects, which must come before the archives they use.
 $(1)/tests/test_iq_client: $(1)/obj/tests/test_iq_client.o $(1)/obj/tools/iq_client.o \
@@ -135,12 +140,38 @@ $(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tests/
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
+# The data-channel tests play the UE and the core with tools/dc_endpoint.o (and the MGC).
+$(1)/tests/test_datachannel: $(1)/obj/tests/test_datachannel.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o $(1)/obj/tools/dc_endpoint.o $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
+$(1)/tests/test_dc_endpoint: $(1)/obj/tests/test_dc_endpoint.o $(1)/obj/tools/dc_endpoint.o \
+    $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
 # The daemon test plays the MGC with tools/iq_client.o.
 $(1)/tests/test_daemon: $(1)/obj/tests/test_daemon.o $(1)/obj/tests/harness.o \
     $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+
+# The Iq fault test plays the MGC behind a lossy UDP proxy that runs in a thread.
+$(1)/tests/test_iq_faults: $(1)/obj/tests/test_iq_faults.o $(1)/obj/tests/lossy_proxy.o \
+    $(1)/obj/tests/harness.o $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
+# The metrics and control-socket test plays the MGC, reads the configuration keys and runs the
+# agw-ctl of its variant.
+$(1)/tests/test_metrics: $(1)/obj/tests/test_metrics.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o $(1)/libagw.a \
+    $(LIB_NAMES:%=$(1)/%) | $(1)/agw-ctl
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
+	    $$(LDLIBS)
 
 # The notify test plays systemd and the MGC (tools/iq_client.o).
 $(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tests/harness.o \
@@ -155,7 +186,7 @@ endef
 $(eval $(call variant,build,$(OPT),))
 $(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
 
-PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer bench-codec bench-tls
+PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer dc-peer bench-codec bench-tls
 
 all: $(LIB_NAMES:%=build/%) $(PROGRAMS:%=build/%)
 
@@ -183,10 +214,23 @@ build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) $(LIB_CFLAGS) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
 
-build/fuzz/obj/tests/%.o: FUZZ_CFLAGS = -Ih248
+build/fuzz/obj/tests/%.o: FUZZ_CFLAGS = -Ih248 $(UV_CFLAGS)
+build/fuzz/obj/agw/%.o: FUZZ_CFLAGS = $(UV_CFLAGS) $(INIH_CFLAGS) $(SYSTEMD_CFLAGS) $(MHD_CFLAGS) \
+    -DAGW_VERSION='"$(VERSION)"'
 
 build/fuzz/fuzz_%: build/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LIB_LIBS)
+
+# The command-layer harness runs the daemon's modules without their loops: from an archive,
+# so that only the modules it reaches (and their libraries) are linked.
+build/fuzz/libagw.a: $(AGW_LIB_SRCS:%.c=build/fuzz/obj/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+build/fuzz/fuzz_iq_commands: build/fuzz/obj/tests/fuzz/fuzz_iq_commands.o build/fuzz/libagw.a \
+    $(FUZZ_LIB_SRCS:%.c=build/fuzz/obj/%.o)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(UV_LIBS) $(LIB_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) \
+	    -lpthread
 
 -include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d)
 
@@ -283,7 +327,7 @@ MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
 INSTALL ?= install
-INSTALLED_BINS := agw-ctl agw-bench msrp-peer
+INSTALLED_BINS := agw-ctl agw-bench msrp-peer dc-peer
 INSTALLED_MANS := man/ims-agw.8 man/ims-agw.conf.5 man/agw-ctl.1 man/agw-bench.1
 
 install: build/ims-agw $(INSTALLED_BINS:%=build/%)

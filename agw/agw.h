@@ -26,6 +26,18 @@
 #define AGW_MAX_FINGERPRINTS 8 /* a=fingerprint lines kept from a Remote */
 #define AGW_MAX_EVENTS 8       /* requested events kept per termination */
 #define AGW_TERM_ID_MAX 48     /* "ip/<realm>/<n>" */
+#define AGW_MAX_DCMAPS 16      /* a=dcmap lines kept from a data-channel termination's SDP */
+#define AGW_SCTP_PORT_DEFAULT 5000
+#define AGW_DC_MAX_MESSAGE 262144 /* a=max-message-size the gateway announces */
+#define AGW_TLS_ID_MAX 64
+
+/* An SDP-negotiated data channel (RFC 8864 a=dcmap): no DCEP on its stream. */
+struct agw_dcmap {
+    uint16_t stream;
+    bool unordered;
+    uint8_t pr;        /* 0 reliable, 1 max-retr, 2 max-time */
+    uint32_t pr_value; /* retransmissions or milliseconds */
+};
 
 /* log.c */
 
@@ -107,11 +119,23 @@ struct agw_term {
     bool establish_tls_signal;
     uint32_t inactivity_ms; /* adid/ipstop requested: report this long without bytes (0: no) */
     uint32_t connection_generation; /* bumped by a=connection:new: drop the current one */
+    /* Data channels: the far end's a=sctp-port, a=max-message-size (0: no limit) and a=tls-id
+     * (a new tls-id bumps connection_generation: a new association), and the dcmap channels. */
+    uint16_t local_sctp_port, remote_sctp_port;
+    uint64_t remote_max_message_size;
+    char remote_tls_id[AGW_TLS_ID_MAX + 1];
+    struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
+    unsigned n_dcmaps;
     uint64_t added_ms;
     uint64_t octets_sent, octets_received; /* final figures, filled when the worker releases it */
+    /* control.c: the leg's last report (enum agw_leg_state, enum agw_leg_cause when failed), for
+     * agw-ctl show contexts and the handshake counters. */
+    uint8_t leg_state, leg_cause;
 };
 
 #define AGW_MAX_TERMS_PER_CONTEXT 16
+#define AGW_DATACHANNEL_WORKER                                                                     \
+    0 /* the worker that runs usrsctp: data-channel contexts live there */
 
 struct agw_context {
     uint32_t id;
@@ -188,6 +212,10 @@ struct agw_leg_conf {
     uint32_t buffer_bytes;          /* per direction, bytes queued toward this leg's socket */
     uint32_t inactivity_ms;         /* report a connection without bytes either way (0: never) */
     uint32_t connection_generation; /* a new value drops the current connection */
+    uint16_t local_sctp_port, remote_sctp_port; /* data channels (datagram legs) */
+    uint64_t remote_max_message_size;           /* 0: no limit */
+    struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
+    unsigned n_dcmaps;
 };
 
 void agw_leg_conf_free(struct agw_leg_conf *conf);
@@ -223,6 +251,27 @@ int agw_relay_detach(struct agw_relay *r, uint64_t key);
 void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received);
 /* Closes every leg; the relay is freed once the loop ran the close callbacks. */
 void agw_relay_close(struct agw_relay *r);
+
+/* datachannel.c: a worker's data-channel legs (UDP, DTLS, SCTP, DCEP), reached through relay.c.
+ * Only the worker AGW_DATACHANNEL_WORKER makes them: usrsctp is one instance per process. */
+
+struct agw_dc;
+
+int agw_dc_new(struct agw_dc **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg);
+/* Takes a bound UDP socket for key (the leg is made if it does not exist yet). */
+void agw_dc_adopt(struct agw_dc *d, uint64_t key, int fd);
+/* Installs a configuration (takes ownership of conf). */
+void agw_dc_configure(struct agw_dc *d, struct agw_leg_conf *conf);
+/* Whether key names a data-channel leg of d. */
+bool agw_dc_has(struct agw_dc *d, uint64_t key);
+/* Closes the leg (ABORT and close_notify first) and gives its wire figures. */
+void agw_dc_release(struct agw_dc *d, uint64_t key, uint64_t *octets_sent,
+                    uint64_t *octets_received);
+/* Hands the leg's UDP socket back (a dup), closing the rest; -1 when there is none. */
+int agw_dc_detach(struct agw_dc *d, uint64_t key);
+void agw_dc_figures(struct agw_dc *d, uint64_t key, uint64_t *sent, uint64_t *received);
+/* Closes every leg; d is freed once the loop ran the close callbacks. */
+void agw_dc_close(struct agw_dc *d);
 
 /* worker.c */
 
@@ -339,6 +388,31 @@ void agw_exec_fini(struct agw_exec *exec);
 
 struct agw_control;
 
+/* Command labels of the transaction counters besides enum h248_command_kind. */
+enum {
+    AGW_STATS_CMD_NONE = H248_CMD_SERVICE_CHANGE + 1, /* actions without a command */
+    AGW_STATS_CMD_UNPARSED,                           /* the message did not parse */
+    AGW_STATS_COMMANDS
+};
+#define AGW_STATS_CODES 600 /* H.248 error codes counted one by one: 0 (success) .. 599 */
+
+/* Why a leg failed, from the cause its worker reported. */
+enum agw_leg_cause {
+    AGW_CAUSE_FINGERPRINT_MISMATCH,
+    AGW_CAUSE_NO_PEER_CERTIFICATE,
+    AGW_CAUSE_NO_SUPPORTED_FINGERPRINT,
+    AGW_CAUSE_PEER_ALERT,
+    AGW_CAUSE_PROTOCOL_ERROR,
+    AGW_CAUSE_INTERNAL_ERROR,
+    AGW_CAUSE_TIMEOUT,
+    AGW_CAUSE_CONNECTION_RESET,
+    AGW_CAUSE_CONNECT_FAILED,
+    AGW_CAUSE_OTHER,
+    AGW_LEG_CAUSES
+};
+
+enum agw_leg_state { AGW_LEG_STATE_NONE, AGW_LEG_STATE_UP, AGW_LEG_STATE_FAILED };
+
 struct agw_control_stats {
     uint64_t datagrams_received, datagrams_sent, send_errors;
     uint64_t parse_errors, unknown_peer_drops, before_registration;
@@ -346,6 +420,26 @@ struct agw_control_stats {
     uint64_t mgc_failovers, notifies_sent;
     uint64_t legs_up, legs_failed, fingerprint_mismatches, handshake_timeouts;
     uint64_t connections_refused, inactivity_reports;
+    /* Breakdowns for the metrics (agw/metrics.c). Requests answered, by their first command
+     * (enum h248_command_kind, or AGW_STATS_CMD_*) and the reply's first error code (0: none;
+     * codes above AGW_STATS_CODES - 1 count there). Duplicates answered from the cache: not. */
+    uint64_t h248_transactions[AGW_STATS_COMMANDS][AGW_STATS_CODES];
+    uint64_t h248_commands[AGW_STATS_COMMANDS]; /* every command of the executed requests */
+    uint64_t leg_failures[AGW_LEG_CAUSES];      /* every failed leg, by cause */
+    uint64_t handshakes_failed[AGW_LEG_CAUSES]; /* those that failed before they were up */
+    /* Wire bytes of released terminations, by realm index: [0] received, [1] sent. */
+    uint64_t relayed_bytes[AGW_CONFIG_MAX_REALMS][2];
+    uint64_t drain_refusals; /* requests for a new context answered 510 while draining */
+};
+
+/* What the control loop tells of itself (agw-ctl show registration, metrics). */
+struct agw_control_state {
+    const char *association; /* "registering", "registered", "shutting down" or "down" */
+    bool registered, draining;
+    struct sockaddr_storage mgc; /* registered with, or being tried */
+    unsigned version;            /* negotiated H.248 version */
+    uint64_t registered_ms;      /* uv_now when the registration completed (0: not registered) */
+    unsigned transactions_in_progress; /* executed, waiting for the workers */
 };
 
 /* One ObservedEvents parameter: name=value (quoted when the value is free text). */
@@ -371,6 +465,63 @@ int agw_control_notify(struct agw_control *c, uint32_t context_id, const char *t
                        const struct agw_notify_param *params, size_t n_params);
 const struct agw_control_stats *agw_control_stats(const struct agw_control *c);
 bool agw_control_workers_alive(const struct agw_control *c, uint64_t max_age_ms);
+void agw_control_get_state(const struct agw_control *c, struct agw_control_state *out);
+/* The metric label of a leg failure cause ("fingerprint_mismatch", "timeout", ...). */
+const char *agw_control_cause_name(enum agw_leg_cause cause);
+
+typedef void (*agw_control_drained_cb)(void *arg, unsigned contexts_left);
+/* Takes no new context from now on (a request with an action on the CHOOSE context is answered
+ * 510), then calls done once no context is left or after timeout_ms, whichever is first; done
+ * does the rest (agw_control_shutdown). -EALREADY if a drain runs, -ESHUTDOWN when stopping. */
+int agw_control_drain(struct agw_control *c, uint32_t timeout_ms, agw_control_drained_cb done,
+                      void *arg);
+/* Sends each worker a barrier every period_ms and times its way back (worker loop lag). */
+void agw_control_probe_workers(struct agw_control *c, unsigned period_ms);
+/* Worker w's last probe round trip in seconds, or the age of the probe still out when that is
+ * longer; negative before the first probe came back. */
+double agw_control_worker_lag(const struct agw_control *c, unsigned w);
+
+/* metrics.c: the Prometheus text exposition of the control loop's counters and the model */
+
+/* Writes the exposition (text format 0.0.4) into a malloc'd *out (owned by the caller). c and m
+ * are read on the control loop. 0 or -ENOMEM. */
+int agw_metrics_render(const struct agw_control *c, const struct agw_model *m, char **out,
+                       size_t *len);
+
+/* metrics_http.c: GET /metrics over HTTP (libmicrohttpd polled from the control loop) */
+
+struct agw_metrics_http;
+/* Produces the body of one scrape into a malloc'd *out (the server frees it). 0 or -errno. */
+typedef int (*agw_metrics_render_cb)(void *arg, char **out, size_t *len);
+
+/* Listens on addr (TCP) and answers GET /metrics with render's text, 404 on any other path.
+ * render runs on loop; arg is borrowed until agw_metrics_http_stop. */
+int agw_metrics_http_start(struct agw_metrics_http **out, uv_loop_t *loop,
+                           const struct sockaddr_storage *addr, agw_metrics_render_cb render,
+                           void *arg);
+/* Closes the listener and every connection; h is freed once the loop ran the close callbacks. */
+void agw_metrics_http_stop(struct agw_metrics_http *h);
+
+/* opsock.c: the operator's control socket (agw-ctl show, drain): a Unix stream socket */
+
+struct agw_opsock;
+/* Starts a drain of seconds (0: the default); writes the line to answer into msg. 0 or -errno. */
+typedef int (*agw_opsock_drain_cb)(void *arg, unsigned seconds, char *msg, size_t cap);
+
+/* The socket path for the control_socket setting: "auto" resolved (ims-agw.conf(5)), "" none
+ * (buf gets ""). 0, or -ENAMETOOLONG. */
+int agw_opsock_path(const char *setting, char *buf, size_t cap);
+/* Listens on path, mode 0600; a client whose uid is neither ours nor root's is turned away.
+ * A stale socket of ours is replaced; a live one or any other file is left alone (-EADDRINUSE,
+ * -EEXIST). control and model are borrowed until agw_opsock_close. */
+int agw_opsock_start(struct agw_opsock **out, uv_loop_t *loop, const char *path,
+                     const struct agw_control *control, const struct agw_model *model,
+                     agw_opsock_drain_cb drain, void *arg);
+/* Writes line to every client that asked for a drain (they stay connected until the close). */
+void agw_opsock_broadcast(struct agw_opsock *o, const char *line);
+/* Closes the listener and every client and removes the socket file; o is freed once the loop
+ * ran the close callbacks. */
+void agw_opsock_close(struct agw_opsock *o);
 
 /* systemd.c: sd_notify; every call does nothing unless NOTIFY_SOCKET is set */
 

@@ -162,10 +162,38 @@ static int adopt_socket(struct agw_exec *x, struct agw_term *t)
     return 0;
 }
 
-/* Sends the worker of c a fresh configuration of each of its terminations. */
-static int configure_context(struct agw_exec *x, const struct agw_model *m,
-                             const struct agw_context *c)
+/* usrsctp is one process-wide instance driven by one worker (DESIGN.md §3): a context that holds
+ * a data-channel termination lives there. Its terminations already on another worker are
+ * detached there and adopted again on the data-channel worker, as Move does. */
+static int pin_datachannel_context(struct agw_exec *x, struct agw_context *c)
 {
+    if (c->worker == AGW_DATACHANNEL_WORKER)
+        return 0;
+    bool datachannel = false;
+    for (unsigned i = 0; i < c->n_terms; i++)
+        datachannel |= c->terms[i]->datagram;
+    if (!datachannel)
+        return 0;
+    for (unsigned i = 0; i < c->n_terms; i++) {
+        struct agw_term *t = c->terms[i];
+        struct agw_released *r = push_released(x, t);
+        struct agw_op op = {.kind = AGW_OP_DETACH, .key = t->key, .term = t};
+        if (r == NULL || push_op(x, c->worker, &op) < 0)
+            return -ENOMEM;
+        r->moved = true;
+        r->adopt_worker = AGW_DATACHANNEL_WORKER;
+    }
+    agw_log(AGW_LOG_DEBUG, "context %u: moved to worker %u for its data channels", c->id,
+            AGW_DATACHANNEL_WORKER);
+    c->worker = AGW_DATACHANNEL_WORKER;
+    return 0;
+}
+
+/* Sends the worker of c a fresh configuration of each of its terminations. */
+static int configure_context(struct agw_exec *x, const struct agw_model *m, struct agw_context *c)
+{
+    if (pin_datachannel_context(x, c) < 0)
+        return -ENOMEM;
     for (unsigned i = 0; i < c->n_terms; i++) {
         const struct agw_term *t = c->terms[i];
         if (t->proto == SDP_PROTO_OTHER)
@@ -198,6 +226,11 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m,
         conf->buffer_bytes = m->buffer_bytes;
         conf->inactivity_ms = t->inactivity_ms;
         conf->connection_generation = t->connection_generation;
+        conf->local_sctp_port = t->local_sctp_port ? t->local_sctp_port : AGW_SCTP_PORT_DEFAULT;
+        conf->remote_sctp_port = t->remote_sctp_port ? t->remote_sctp_port : AGW_SCTP_PORT_DEFAULT;
+        conf->remote_max_message_size = t->remote_sctp_port ? t->remote_max_message_size : 65536;
+        memcpy(conf->dcmaps, t->dcmaps, t->n_dcmaps * sizeof(t->dcmaps[0]));
+        conf->n_dcmaps = t->n_dcmaps;
         struct agw_op op = {.kind = AGW_OP_CONFIGURE, .key = t->key, .conf = conf};
         if (push_op(x, c->worker, &op) < 0) {
             agw_leg_conf_free(conf);

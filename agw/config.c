@@ -38,7 +38,7 @@ enum text_kind { TEXT_MID, TEXT_PROFILE, TEXT_REALM_NAME, TEXT_PATH, TEXT_TLS_LI
 
 #define KEY_RELOADABLE 0x1u /* may change on SIGHUP */
 #define KEY_AUTO 0x2u       /* KEY_UINT: "auto" is accepted and stored as 0 */
-#define KEY_EMPTY_OK 0x4u   /* KEY_STRING: "" is a value */
+#define KEY_EMPTY_OK 0x4u   /* KEY_STRING: "" is a value; KEY_ADDR_PORT: "" is no address */
 
 struct config_key {
     const char *name;
@@ -201,6 +201,21 @@ static const struct config_key keys[] = {
      .flags = KEY_EMPTY_OK,
      .def = "",
      .help = "key exchange groups; empty = X25519:P-256"},
+    {.name = "metrics_listen",
+     GLOBAL(metrics_listen),
+     .type = KEY_ADDR_PORT,
+     .flags = KEY_EMPTY_OK,
+     .min = 1,
+     .max = 65535,
+     .def = "",
+     .help = "Prometheus /metrics HTTP address: a.b.c.d:port or [v6]:port; empty = none"},
+    {.name = "control_socket",
+     GLOBAL(control_socket),
+     TEXT(TEXT_PATH),
+     .flags = KEY_EMPTY_OK,
+     .def = "auto",
+     .help = "agw-ctl Unix socket: auto ($RUNTIME_DIRECTORY/control.sock, "
+             "$XDG_RUNTIME_DIR/ims-agw.sock or /tmp/ims-agw-UID.sock), a path, or empty = none"},
     {.name = "address",
      REALM(address),
      .type = KEY_ADDR,
@@ -573,7 +588,7 @@ static int key_apply(const struct config_key *k, char *base, const char *p, size
 {
     char *field = base + k->offset;
     trim(&p, &len);
-    if (len == 0 && !(k->type == KEY_STRING && (k->flags & KEY_EMPTY_OK)))
+    if (len == 0 && !(k->flags & KEY_EMPTY_OK))
         return fail(why, whylen, "a value is required");
     if (len > VALUE_MAX)
         return fail(why, whylen, "the value is longer than %d characters", VALUE_MAX);
@@ -620,8 +635,8 @@ static int key_apply(const struct config_key *k, char *base, const char *p, size
         return -EINVAL;
     }
     case KEY_ADDR_PORT: {
-        struct sockaddr_storage ss;
-        int rc = parse_addr_port(p, len, k->min, k->max, &ss, why, whylen);
+        struct sockaddr_storage ss = {.ss_family = AF_UNSPEC};
+        int rc = len == 0 ? 0 : parse_addr_port(p, len, k->min, k->max, &ss, why, whylen);
         if (rc == 0)
             memcpy(field, &ss, sizeof(ss));
         return rc;
@@ -1072,8 +1087,11 @@ static void format_value(const struct config_key *k, const char *base, unsigned 
     }
     case KEY_ADDR_PORT:
     case KEY_ADDR:
-        agw_config_format_address((const struct sockaddr_storage *)field, k->type == KEY_ADDR_PORT,
-                                  buf, cap);
+        if (((const struct sockaddr_storage *)field)->ss_family == AF_UNSPEC && cap > 0)
+            buf[0] = '\0'; /* an optional address left empty */
+        else
+            agw_config_format_address((const struct sockaddr_storage *)field,
+                                      k->type == KEY_ADDR_PORT, buf, cap);
         return;
     case KEY_PORT_RANGE: {
         const struct agw_config_port_range *r = (const void *)field;
@@ -1200,6 +1218,10 @@ int agw_config_validate(const struct agw_config *cfg, char *err, size_t errlen)
         }
     }
 
+    /* sun_path holds 108 bytes with the NUL. */
+    if (strlen(cfg->control_socket) > 107)
+        return fail(err, errlen, "control_socket is longer than 107 bytes (a Unix socket path)");
+
     if (realm_find(cfg, cfg->default_realm, strlen(cfg->default_realm)) == NULL)
         return fail(err, errlen, "default_realm '%s' is not a configured realm",
                     cfg->default_realm);
@@ -1216,6 +1238,14 @@ int agw_config_validate(const struct agw_config *cfg, char *err, size_t errlen)
             iq_port <= ri->ports.high) {
             agw_config_format_address(&cfg->iq_listen, true, a, sizeof(a));
             return fail(err, errlen, "iq_listen %s is inside ports %u-%u of [realm %s]", a,
+                        ri->ports.low, ri->ports.high, ri->name);
+        }
+        /* TCP like the realm's listening terminations: the two would fight over the port. */
+        uint16_t metrics_port = get_port(&cfg->metrics_listen);
+        if (addr_overlap(&ri->address, &cfg->metrics_listen) && metrics_port >= ri->ports.low &&
+            metrics_port <= ri->ports.high) {
+            agw_config_format_address(&cfg->metrics_listen, true, a, sizeof(a));
+            return fail(err, errlen, "metrics_listen %s is inside ports %u-%u of [realm %s]", a,
                         ri->ports.low, ri->ports.high, ri->name);
         }
         for (unsigned j = i + 1; j < cfg->realm_count; j++) {

@@ -53,6 +53,8 @@ struct agw_config {
     char tls_ciphers[AGW_CONFIG_TEXT_MAX * 4];
     char tls_ciphersuites[AGW_CONFIG_TEXT_MAX * 2];
     char tls_groups[AGW_CONFIG_TEXT_MAX];
+    struct sockaddr_storage metrics_listen;   /* ss_family AF_UNSPEC: no metrics endpoint */
+    char control_socket[AGW_CONFIG_PATH_MAX]; /* "auto", a path, or "": none */
     struct agw_config_realm realms[AGW_CONFIG_MAX_REALMS];
     unsigned realm_count;
 };

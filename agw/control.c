@@ -17,6 +17,30 @@ struct pending_exec {
     unsigned barriers_left;
     unsigned peer;
     uint32_t tid;
+    unsigned label; /* the request's first command, for the transaction counters */
+};
+
+/* A barrier sent to a worker to time its loop (agw_control_probe_workers). */
+struct worker_probe {
+    bool out;         /* sent, not back yet */
+    uint64_t sent_ns; /* uv_hrtime */
+    int64_t rtt_ns;   /* the last round trip; -1 before the first */
+};
+
+/* Cause texts the workers report (relay.c, tls/session.c), by their start. */
+static const struct {
+    const char *prefix, *name;
+} leg_causes[AGW_LEG_CAUSES] = {
+    [AGW_CAUSE_FINGERPRINT_MISMATCH] = {"fingerprint mismatch", "fingerprint_mismatch"},
+    [AGW_CAUSE_NO_PEER_CERTIFICATE] = {"no peer certificate", "no_peer_certificate"},
+    [AGW_CAUSE_NO_SUPPORTED_FINGERPRINT] = {"no supported fingerprint", "no_supported_fingerprint"},
+    [AGW_CAUSE_PEER_ALERT] = {"peer sent a fatal alert", "peer_alert"},
+    [AGW_CAUSE_PROTOCOL_ERROR] = {"protocol error", "protocol_error"},
+    [AGW_CAUSE_INTERNAL_ERROR] = {"internal error", "internal_error"},
+    [AGW_CAUSE_TIMEOUT] = {"handshake timeout", "timeout"},
+    [AGW_CAUSE_CONNECTION_RESET] = {"connection reset", "connection_reset"},
+    [AGW_CAUSE_CONNECT_FAILED] = {"connect failed", "connect_failed"},
+    [AGW_CAUSE_OTHER] = {NULL, "other"},
 };
 
 struct agw_control {
@@ -45,6 +69,15 @@ struct agw_control {
     struct agw_log_limit hostile_log;
     agw_control_stopped_cb on_stopped;
     struct agw_control_stats stats;
+    uint64_t registered_ms;
+    unsigned n_pending;
+    bool draining;
+    uv_timer_t drain_timer;
+    uint64_t drain_deadline_ms;
+    agw_control_drained_cb on_drained;
+    void *drained_arg;
+    uv_timer_t probe_timer;
+    struct worker_probe probes[64];
     char rx[AGW_DATAGRAM_MAX];
     char tx[AGW_DATAGRAM_MAX];
     /* Replies ready together go out in one datagram per peer. */
@@ -167,14 +200,57 @@ static struct h248_message *error_reply(uint32_t tid, bool has_tid, unsigned cod
     return m;
 }
 
+/* The first error code a reply carries: transaction, action or command level; 0 if none. */
+static unsigned reply_code(const struct h248_message *reply)
+{
+    if (reply->error != NULL)
+        return reply->error->code;
+    for (const struct h248_transaction *t = reply->transactions; t != NULL; t = t->next) {
+        if (t->error != NULL)
+            return t->error->code;
+        for (const struct h248_action *a = t->actions; a != NULL; a = a->next) {
+            if (a->error != NULL)
+                return a->error->code;
+            for (const struct h248_command *cmd = a->commands; cmd != NULL; cmd = cmd->next)
+                for (const struct h248_descriptor *d = cmd->descriptors; d != NULL; d = d->next)
+                    if (d->kind == H248_DESC_ERROR)
+                        return d->u.error.code;
+        }
+    }
+    return 0;
+}
+
+static unsigned command_label(enum h248_command_kind kind)
+{
+    return (unsigned)kind <= (unsigned)H248_CMD_SERVICE_CHANGE ? (unsigned)kind
+                                                               : (unsigned)AGW_STATS_CMD_NONE;
+}
+
+/* The label of a request in the transaction counters: its first command. */
+static unsigned request_label(const struct h248_transaction *t)
+{
+    for (const struct h248_action *a = t->actions; a != NULL; a = a->next)
+        if (a->commands != NULL)
+            return command_label(a->commands->kind);
+    return AGW_STATS_CMD_NONE;
+}
+
+static void count_answer(struct agw_control *c, unsigned label, unsigned code)
+{
+    if (label >= AGW_STATS_COMMANDS)
+        label = AGW_STATS_CMD_NONE;
+    c->stats.h248_transactions[label][code < AGW_STATS_CODES ? code : AGW_STATS_CODES - 1]++;
+}
+
 /* Sends a reply for a request and stores it in the reply cache. */
 static void answer(struct agw_control *c, unsigned peer, uint32_t tid, struct h248_message *reply,
-                   bool cache)
+                   bool cache, unsigned label)
 {
     size_t len, header_len;
     bool imm_ack = false;
     if (cache && h248_txn_in_needs_imm_ack(c->txn_in, peer, tid, &imm_ack) == 0 && imm_ack)
         reply->transactions->imm_ack_required = true;
+    unsigned code = reply_code(reply);
     int rc = encode(c, reply, &len, &header_len);
     if (rc == -ENOSPC) {
         /* H.248.1 Annex D.1: no segmentation on UDP; the reply becomes error 533. */
@@ -182,6 +258,7 @@ static void answer(struct agw_control *c, unsigned peer, uint32_t tid, struct h2
             error_reply(tid, true, 533, "response exceeds the maximum transport PDU size");
         rc = err != NULL ? encode(c, err, &len, &header_len) : -ENOMEM;
         h248_message_free(err);
+        code = 533;
     }
     if (rc < 0) {
         agw_log(AGW_LOG_ERROR, "transaction %u: cannot encode the reply: %s", tid, strerror(-rc));
@@ -192,20 +269,23 @@ static void answer(struct agw_control *c, unsigned peer, uint32_t tid, struct h2
     if (cache)
         h248_txn_in_complete(c->txn_in, peer, tid, c->tx, len, now_ms(c));
     batch_add(c, peer, c->tx, len, header_len);
+    count_answer(c, label, code);
 }
 
 static void answer_error(struct agw_control *c, unsigned peer, uint32_t tid, bool has_tid,
-                         unsigned code, const char *text, bool cache)
+                         unsigned code, const char *text, bool cache, unsigned label)
 {
     struct h248_message *m = error_reply(tid, has_tid, code, text);
     if (m == NULL)
         return;
     if (has_tid) {
-        answer(c, peer, tid, m, cache);
+        answer(c, peer, tid, m, cache, label);
     } else {
         size_t len;
-        if (encode(c, m, &len, NULL) == 0)
+        if (encode(c, m, &len, NULL) == 0) {
             send_to(c, peer, c->tx, len);
+            count_answer(c, label, code);
+        }
     }
     h248_message_free(m);
 }
@@ -216,6 +296,14 @@ static void schedule(struct agw_control *c);
 
 static void finish_exec(struct agw_control *c, struct pending_exec *p)
 {
+    /* The workers wrote the final figures; agw_exec_finish frees the terminations. */
+    for (size_t i = 0; i < p->x.n_released; i++) {
+        const struct agw_term *t = p->x.released[i].term;
+        if (p->x.released[i].moved || t == NULL || t->realm_index >= AGW_CONFIG_MAX_REALMS)
+            continue;
+        c->stats.relayed_bytes[t->realm_index][0] += t->octets_received;
+        c->stats.relayed_bytes[t->realm_index][1] += t->octets_sent;
+    }
     agw_exec_finish(c->model, &p->x, now_ms(c));
     for (size_t i = 0; i < p->x.n_released; i++) {
         struct agw_released *r = &p->x.released[i];
@@ -229,16 +317,24 @@ static void finish_exec(struct agw_control *c, struct pending_exec *p)
         if (op.fd >= 0 && agw_workers_submit(c->workers, r->adopt_worker, &op, 1) == 0)
             r->term->fd = -1;
     }
-    answer(c, p->peer, p->tid, p->x.reply, true);
+    answer(c, p->peer, p->tid, p->x.reply, true, p->label);
     agw_exec_fini(&p->x);
     p->prev->next = p->next;
     p->next->prev = p->prev;
+    c->n_pending--;
     free(p);
 }
 
 static void on_barrier(void *user, uint64_t cookie)
 {
     struct agw_control *c = user;
+    uintptr_t probes = (uintptr_t)c->probes;
+    if (cookie >= probes && cookie < probes + sizeof(c->probes)) {
+        struct worker_probe *probe = (struct worker_probe *)(uintptr_t)cookie;
+        probe->out = false;
+        probe->rtt_ns = (int64_t)(uv_hrtime() - probe->sent_ns);
+        return;
+    }
     struct pending_exec *p = (struct pending_exec *)(uintptr_t)cookie;
     if (--p->barriers_left == 0)
         finish_exec(c, p);
@@ -247,12 +343,31 @@ static void on_barrier(void *user, uint64_t cookie)
     schedule(c);
 }
 
+/* The cause a worker reported, by the start of its text. */
+static enum agw_leg_cause leg_cause_of(const char *text)
+{
+    for (unsigned i = 0; i < AGW_CAUSE_OTHER; i++)
+        if (strncmp(text, leg_causes[i].prefix, strlen(leg_causes[i].prefix)) == 0)
+            return (enum agw_leg_cause)i;
+    return AGW_CAUSE_OTHER;
+}
+
+const char *agw_control_cause_name(enum agw_leg_cause cause)
+{
+    return (unsigned)cause < AGW_LEG_CAUSES ? leg_causes[cause].name : "other";
+}
+
 /* A leg failed (TLS refused, handshake timeout, connect failure) or came up. */
 static void on_leg_event(void *user, const struct agw_leg_event *ev)
 {
     struct agw_control *c = user;
+    struct agw_term *t = agw_model_term(c->model, ev->term_id, strlen(ev->term_id));
+    if (t != NULL && t->key != ev->key)
+        t = NULL; /* the name was reused: the event is of a termination gone */
     if (ev->kind == AGW_LEG_UP) {
         c->stats.legs_up++;
+        if (t != NULL)
+            t->leg_state = AGW_LEG_STATE_UP;
         return;
     }
     if (ev->kind == AGW_LEG_REFUSED) {
@@ -269,10 +384,18 @@ static void on_leg_event(void *user, const struct agw_leg_event *ev)
             c->stats.fingerprint_mismatches++;
         else if (strstr(ev->cause, "handshake timeout") != NULL)
             c->stats.handshake_timeouts++;
+        enum agw_leg_cause cause = leg_cause_of(ev->cause);
+        c->stats.leg_failures[cause]++;
+        /* A connection that never came up is no handshake; a leg that was up failed later. */
+        if (cause != AGW_CAUSE_CONNECT_FAILED && (t == NULL || t->leg_state != AGW_LEG_STATE_UP))
+            c->stats.handshakes_failed[cause]++;
+        if (t != NULL) {
+            t->leg_state = AGW_LEG_STATE_FAILED;
+            t->leg_cause = (uint8_t)cause;
+        }
     }
     /* Tell the ALG when it asked for the failure event on that termination. */
-    struct agw_term *t = agw_model_term(c->model, ev->term_id, strlen(ev->term_id));
-    if (t == NULL || t->key != ev->key || !t->has_events)
+    if (t == NULL || !t->has_events)
         return;
     for (unsigned i = 0; i < t->n_events; i++) {
         if (strcmp(t->events[i], event) != 0)
@@ -291,19 +414,25 @@ static void on_leg_event(void *user, const struct agw_leg_event *ev)
 static void execute(struct agw_control *c, unsigned peer, const struct h248_message *msg,
                     const struct h248_transaction *t)
 {
+    unsigned label = request_label(t);
     struct pending_exec *p = calloc(1, sizeof(*p));
     if (p == NULL || agw_exec_transaction(c->model, &c->root, msg, t, &p->x, now_ms(c)) < 0) {
         free(p);
-        answer_error(c, peer, t->id, true, 500, "out of memory", true);
+        answer_error(c, peer, t->id, true, 500, "out of memory", true, label);
         return;
     }
     c->stats.transactions++;
+    for (const struct h248_action *a = t->actions; a != NULL; a = a->next)
+        for (const struct h248_command *cmd = a->commands; cmd != NULL; cmd = cmd->next)
+            c->stats.h248_commands[command_label(cmd->kind)]++;
     p->peer = peer;
     p->tid = t->id;
+    p->label = label;
     p->prev = &c->pending;
     p->next = c->pending.next;
     c->pending.next->prev = p;
     c->pending.next = p;
+    c->n_pending++;
     if (p->x.workers_touched == 0) {
         finish_exec(c, p);
         return;
@@ -388,6 +517,7 @@ out:
 static void start_registration(struct agw_control *c)
 {
     c->assoc = ASSOC_REGISTERING;
+    c->registered_ms = 0;
     c->version = 3;
     h248_txn_out_cancel_all(c->txn_out);
     h248_txn_out_reset_rtt(c->txn_out);
@@ -473,6 +603,7 @@ static void on_registration_reply(struct agw_control *c, unsigned peer,
         c->version = sc->version;
     c->assoc = ASSOC_REGISTERED;
     c->was_registered = true;
+    c->registered_ms = now_ms(c);
     (void)peer;
     char addr[64];
     agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
@@ -537,6 +668,15 @@ out:
     return rc;
 }
 
+/* The label of the transaction tid of peer still executing (AGW_STATS_CMD_NONE if none is). */
+static unsigned pending_label(const struct agw_control *c, unsigned peer, uint32_t tid)
+{
+    for (const struct pending_exec *p = c->pending.next; p != &c->pending; p = p->next)
+        if (p->peer == peer && p->tid == tid)
+            return p->label;
+    return AGW_STATS_CMD_NONE;
+}
+
 /* H.248.14: no message from the MGC for mit: tell it, on ROOT. */
 static void on_ito(uv_timer_t *timer)
 {
@@ -576,7 +716,8 @@ static void on_timer(uv_timer_t *timer)
             }
         } else {
             answer_error(c, (unsigned)iev.peer, iev.tid, true, 506,
-                         "number of transaction pendings exceeded", true);
+                         "number of transaction pendings exceeded", true,
+                         pending_label(c, (unsigned)iev.peer, iev.tid));
         }
     }
     h248_txn_in_expire(c->txn_in, now, NULL);
@@ -608,14 +749,24 @@ static void schedule(struct agw_control *c)
 
 /* ---- Incoming datagrams ---- */
 
+/* Whether executing t would make a context (an action on CHOOSE). */
+static bool creates_context(const struct h248_transaction *t)
+{
+    for (const struct h248_action *a = t->actions; a != NULL; a = a->next)
+        if (a->context.kind == H248_CTX_CHOOSE)
+            return true;
+    return false;
+}
+
 static void handle_request(struct agw_control *c, unsigned peer, const struct h248_message *msg,
                            const struct h248_transaction *t)
 {
+    unsigned label = request_label(t);
     if (c->assoc != ASSOC_REGISTERED) {
         /* H.248.1 §11.3: nothing but the ServiceChange reply before registration completes. */
         c->stats.before_registration++;
         answer_error(c, peer, t->id, true, 505, "transaction received before a ServiceChange reply",
-                     false);
+                     false, label);
         return;
     }
     enum h248_txn_in_verdict verdict;
@@ -623,11 +774,16 @@ static void handle_request(struct agw_control *c, unsigned peer, const struct h2
     size_t stored_len;
     int rc = h248_txn_in_begin(c->txn_in, peer, t->id, now_ms(c), &verdict, &stored, &stored_len);
     if (rc < 0) {
-        answer_error(c, peer, t->id, true, 510, "too many transactions in progress", false);
+        answer_error(c, peer, t->id, true, 510, "too many transactions in progress", false, label);
         return;
     }
     switch (verdict) {
     case H248_TXN_NEW:
+        if (c->draining && creates_context(t)) {
+            c->stats.drain_refusals++;
+            answer_error(c, peer, t->id, true, 510, "draining: no new context", true, label);
+            break;
+        }
         execute(c, peer, msg, t);
         break;
     case H248_TXN_EXECUTING: {
@@ -648,7 +804,8 @@ static void handle_request(struct agw_control *c, unsigned peer, const struct h2
         c->stats.duplicates++;
         break;
     case H248_TXN_PENDING_LIMIT:
-        answer_error(c, peer, t->id, true, 506, "number of transaction pendings exceeded", true);
+        answer_error(c, peer, t->id, true, 506, "number of transaction pendings exceeded", true,
+                     label);
         break;
     }
 }
@@ -681,8 +838,8 @@ static void handle_datagram(struct agw_control *c, unsigned peer, const char *da
         if (agw_log_allow(&c->hostile_log, now_ms(c), 10))
             agw_log(AGW_LOG_WARN, "iq: malformed message (%zu bytes): error %u: %s", len, err.code,
                     err.text);
-        answer_error(c, peer, err.transaction_id, err.has_transaction_id, err.code, err.text,
-                     false);
+        answer_error(c, peer, err.transaction_id, err.has_transaction_id, err.code, err.text, false,
+                     AGW_STATS_CMD_UNPARSED);
         return;
     }
     for (const struct h248_transaction *t = msg->transactions; t != NULL; t = t->next) {
@@ -825,6 +982,12 @@ int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct ag
     c->timer.data = c;
     uv_timer_init(loop, &c->ito_timer);
     c->ito_timer.data = c;
+    uv_timer_init(loop, &c->drain_timer);
+    c->drain_timer.data = c;
+    uv_timer_init(loop, &c->probe_timer);
+    c->probe_timer.data = c;
+    for (size_t i = 0; i < sizeof(c->probes) / sizeof(c->probes[0]); i++)
+        c->probes[i].rtt_ns = -1;
     char addr[64];
     agw_config_format_address(&cfg->iq_listen, true, addr, sizeof(addr));
     agw_log(AGW_LOG_INFO, "iq: listening on %s, %u worker(s)", addr, model->workers);
@@ -847,6 +1010,88 @@ const struct agw_control_stats *agw_control_stats(const struct agw_control *c)
 bool agw_control_workers_alive(const struct agw_control *c, uint64_t max_age_ms)
 {
     return agw_workers_alive(c->workers, max_age_ms);
+}
+
+void agw_control_get_state(const struct agw_control *c, struct agw_control_state *out)
+{
+    static const char *const names[] = {
+        [ASSOC_REGISTERING] = "registering",
+        [ASSOC_REGISTERED] = "registered",
+        [ASSOC_SHUTTING_DOWN] = "shutting down",
+        [ASSOC_DOWN] = "down",
+    };
+    memset(out, 0, sizeof(*out));
+    out->association = names[c->assoc];
+    out->registered = c->assoc == ASSOC_REGISTERED;
+    out->draining = c->draining;
+    out->mgc = c->peers[c->target];
+    out->version = c->version;
+    out->registered_ms = out->registered ? c->registered_ms : 0;
+    out->transactions_in_progress = c->n_pending;
+}
+
+/* ---- Drain and worker probes (operations) ---- */
+
+static void on_drain_tick(uv_timer_t *timer)
+{
+    struct agw_control *c = timer->data;
+    unsigned left = c->model->n_contexts;
+    if (left > 0 && now_ms(c) < c->drain_deadline_ms)
+        return;
+    uv_timer_stop(&c->drain_timer);
+    agw_log(AGW_LOG_INFO, "drain: %s, %u context(s) left", left == 0 ? "done" : "timed out", left);
+    if (c->on_drained != NULL)
+        c->on_drained(c->drained_arg, left);
+}
+
+int agw_control_drain(struct agw_control *c, uint32_t timeout_ms, agw_control_drained_cb done,
+                      void *arg)
+{
+    if (c->workers == NULL || c->assoc == ASSOC_SHUTTING_DOWN || c->assoc == ASSOC_DOWN)
+        return -ESHUTDOWN;
+    if (c->draining)
+        return -EALREADY;
+    c->draining = true;
+    c->on_drained = done;
+    c->drained_arg = arg;
+    c->drain_deadline_ms = now_ms(c) + timeout_ms;
+    agw_log(AGW_LOG_INFO, "drain: no new context from now on; %u context(s), waiting up to %u s",
+            c->model->n_contexts, timeout_ms / 1000);
+    /* The first check runs from the loop: done never runs inside this call. */
+    uv_timer_start(&c->drain_timer, on_drain_tick, 0, 100);
+    return 0;
+}
+
+static void on_probe(uv_timer_t *timer)
+{
+    struct agw_control *c = timer->data;
+    if (c->workers == NULL)
+        return;
+    for (unsigned w = 0; w < c->model->workers && w < 64; w++) {
+        struct worker_probe *probe = &c->probes[w];
+        if (probe->out)
+            continue; /* still on its way: its age is the lag */
+        struct agw_op op = {.kind = AGW_OP_BARRIER, .cookie = (uint64_t)(uintptr_t)probe};
+        probe->sent_ns = uv_hrtime();
+        if (agw_workers_submit(c->workers, w, &op, 1) == 0)
+            probe->out = true;
+    }
+}
+
+void agw_control_probe_workers(struct agw_control *c, unsigned period_ms)
+{
+    uv_timer_start(&c->probe_timer, on_probe, 0, period_ms);
+}
+
+double agw_control_worker_lag(const struct agw_control *c, unsigned w)
+{
+    if (w >= 64 || w >= c->model->workers)
+        return -1;
+    const struct worker_probe *probe = &c->probes[w];
+    int64_t lag = probe->rtt_ns;
+    if (probe->out && (int64_t)(uv_hrtime() - probe->sent_ns) > lag)
+        lag = (int64_t)(uv_hrtime() - probe->sent_ns);
+    return lag < 0 ? -1 : (double)lag / 1e9;
 }
 
 static void on_closed(uv_handle_t *handle)
@@ -876,9 +1121,11 @@ static void close_all(struct agw_control *c)
         return; /* already closing */
     agw_workers_stop(c->workers);
     c->workers = NULL;
-    c->handles_open = 3;
+    c->handles_open = 5;
     uv_close((uv_handle_t *)&c->timer, on_closed);
     uv_close((uv_handle_t *)&c->ito_timer, on_closed);
+    uv_close((uv_handle_t *)&c->drain_timer, on_closed);
+    uv_close((uv_handle_t *)&c->probe_timer, on_closed);
     uv_close((uv_handle_t *)&c->udp, on_closed);
 }
 
@@ -898,6 +1145,7 @@ void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
             (unsigned long long)s->legs_failed, (unsigned long long)s->fingerprint_mismatches,
             (unsigned long long)s->handshake_timeouts, (unsigned long long)s->connections_refused);
     c->on_stopped = done;
+    uv_timer_stop(&c->drain_timer); /* a drain still waiting ends here */
     if (c->assoc != ASSOC_REGISTERED) {
         close_all(c);
         return;

@@ -1,6 +1,7 @@
 /* ims-agw entry point: configuration, realms, the control loop and orderly shutdown. */
 #include "agw/agw.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,9 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#define DRAIN_DEFAULT_S 300 /* agw-ctl drain without a time */
+
 static uv_signal_t sig_int, sig_term, sig_hup;
 static struct agw_control *control;
+static struct agw_metrics_http *metrics;
+static struct agw_opsock *opsock;
 static bool stopping;
+static int exit_code;
 static int saved_argc;
 static char **saved_argv;
 static struct agw_config cfg;
@@ -30,6 +36,11 @@ static void print_versions(void)
 
 static void on_stopped(void)
 {
+    control = NULL; /* freed */
+    agw_metrics_http_stop(metrics);
+    metrics = NULL;
+    agw_opsock_close(opsock); /* drain clients see the end of the stream: the drain is over */
+    opsock = NULL;
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -110,6 +121,17 @@ static void on_hup(uv_signal_t *sig, int signum)
     agw_systemd_ready();
 }
 
+/* Graceful ServiceChange, then everything closes and uv_run returns. */
+static void shut_down(const char *why)
+{
+    if (stopping)
+        return;
+    stopping = true;
+    agw_log(AGW_LOG_INFO, "%s: shutting down", why);
+    agw_systemd_stopping();
+    agw_control_shutdown(control, on_stopped);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     (void)sig;
@@ -117,10 +139,67 @@ static void on_signal(uv_signal_t *sig, int signum)
         agw_log(AGW_LOG_WARN, "%s again: stopping now", strsignal(signum));
         exit(1);
     }
-    stopping = true;
-    agw_log(AGW_LOG_INFO, "%s: shutting down", strsignal(signum));
-    agw_systemd_stopping();
-    agw_control_shutdown(control, on_stopped);
+    shut_down(strsignal(signum));
+}
+
+static void on_drained(void *arg, unsigned contexts_left)
+{
+    (void)arg;
+    char line[128];
+    snprintf(line, sizeof(line),
+             "drained: %u context(s) left; Graceful ServiceChange, then the gateway stops",
+             contexts_left);
+    agw_opsock_broadcast(opsock, line);
+    shut_down("drain over");
+}
+
+/* agw-ctl drain: no new context, then shut down once the contexts are gone or time is up. */
+static int drain_request(void *arg, unsigned seconds, char *msg, size_t cap)
+{
+    (void)arg;
+    if (seconds == 0)
+        seconds = DRAIN_DEFAULT_S;
+    int rc = stopping ? -ESHUTDOWN : agw_control_drain(control, seconds * 1000, on_drained, NULL);
+    if (rc == -EALREADY)
+        snprintf(msg, cap, "a drain is already running");
+    else if (rc < 0)
+        snprintf(msg, cap, "the gateway is stopping");
+    else
+        snprintf(msg, cap, "draining: no new context; %u context(s), waiting up to %u s",
+                 model.n_contexts, seconds);
+    return rc;
+}
+
+static int render_metrics(void *arg, char **out, size_t *len)
+{
+    (void)arg;
+    return agw_metrics_render(control, &model, out, len);
+}
+
+/* The operator's ways in: /metrics and the control socket. A missing one stops the start
+ * when configured explicitly; control_socket = auto only warns, since several gateways of
+ * one user (tests, a second instance) share the automatic path. */
+static int start_operations(uv_loop_t *loop)
+{
+    if (cfg.metrics_listen.ss_family != AF_UNSPEC) {
+        if (agw_metrics_http_start(&metrics, loop, &cfg.metrics_listen, render_metrics, NULL) < 0)
+            return -1;
+        agw_control_probe_workers(control, 1000);
+    }
+    char path[AGW_CONFIG_PATH_MAX];
+    if (agw_opsock_path(cfg.control_socket, path, sizeof(path)) < 0) {
+        agw_log(AGW_LOG_ERROR, "control socket: the path for '%s' is too long", cfg.control_socket);
+        return strcmp(cfg.control_socket, "auto") == 0 ? 0 : -1;
+    }
+    if (path[0] == '\0')
+        return 0;
+    int rc = agw_opsock_start(&opsock, loop, path, control, &model, drain_request, NULL);
+    if (rc < 0 && strcmp(cfg.control_socket, "auto") == 0) {
+        agw_log(AGW_LOG_WARN, "control socket: running without one (agw-ctl show and drain "
+                              "need it; see control_socket in ims-agw.conf(5))");
+        return 0;
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 /* The watchdog runs on the control loop: its timer firing shows that loop turns. */
@@ -133,9 +212,11 @@ static bool loops_alive(void *arg, uint64_t max_age_ms)
 static void systemd_status(void *arg, char *buf, size_t cap)
 {
     (void)arg;
-    snprintf(buf, cap, "%s; contexts %u, terminations %u",
-             agw_control_registered(control) ? "registered with the MGC"
-                                             : "registering with the MGC",
+    struct agw_control_state st;
+    agw_control_get_state(control, &st);
+    snprintf(buf, cap, "%s%s; contexts %u, terminations %u",
+             st.draining ? "draining, no new context; " : "",
+             st.registered ? "registered with the MGC" : "registering with the MGC",
              model.n_contexts, model.n_terms);
 }
 
@@ -224,13 +305,19 @@ int main(int argc, char **argv)
     uv_signal_start(&sig_term, on_signal, SIGTERM);
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
-    /* Ready: Iq is bound, the workers run and the signals are handled. */
-    rc = agw_systemd_start(loop, loops_alive, systemd_status, NULL);
-    if (rc < 0) {
-        agw_log(AGW_LOG_ERROR, "systemd: %s", uv_strerror(rc));
-        return 1;
+    if (start_operations(loop) < 0) {
+        /* Nothing is registered yet (the loop has not run): everything closes at once. */
+        exit_code = 1;
+        shut_down("cannot start");
+    } else {
+        /* Ready: Iq is bound, the workers run and the signals are handled. */
+        rc = agw_systemd_start(loop, loops_alive, systemd_status, NULL);
+        if (rc < 0) {
+            agw_log(AGW_LOG_ERROR, "systemd: %s", uv_strerror(rc));
+            return 1;
+        }
+        agw_systemd_ready();
     }
-    agw_systemd_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     agw_model_fini(&model);
     agw_tls_ctx_unref(tls_ctx);
@@ -238,5 +325,5 @@ int main(int argc, char **argv)
         agw_realm_fini(&realms[i]);
     uv_loop_close(loop);
     agw_log(AGW_LOG_INFO, "stopped");
-    return 0;
+    return exit_code;
 }

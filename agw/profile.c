@@ -113,6 +113,8 @@ static int check_proto(struct agw_term *t, const struct sdp_media *media, struct
 {
     enum sdp_proto p =
         media->proto_id == SDP_PROTO_DTLS_SCTP ? SDP_PROTO_UDP_DTLS_SCTP : media->proto_id;
+    if (p == SDP_PROTO_TCP_DTLS_SCTP)
+        return agw_status_set(st, 515, "TCP/DTLS/SCTP is not supported: use UDP/DTLS/SCTP");
     if (t->proto != SDP_PROTO_OTHER && t->proto != p)
         return agw_status_set(st, 449, "protocol %s differs from the termination's %s",
                               media->proto, t->proto_text);
@@ -195,6 +197,45 @@ static int store_text(char **dst, size_t *dst_len, const char *text, size_t len)
     return 0;
 }
 
+/* The dcmap channels of a media (RFC 8864): replaced by each SDP that lists any. */
+static void take_dcmaps(struct agw_term *t, const struct sdp_media *media)
+{
+    unsigned n = 0;
+    for (const struct sdp_attr *a = sdp_attr_find(media->attrs, SDP_ATTR_DCMAP);
+         a != NULL && n < AGW_MAX_DCMAPS; a = sdp_attr_find(a->next, SDP_ATTR_DCMAP)) {
+        const struct sdp_dcmap *d = &a->u.dcmap;
+        struct agw_dcmap *m = &t->dcmaps[n++];
+        memset(m, 0, sizeof(*m));
+        m->stream = d->stream_id;
+        m->unordered = d->has_ordered && !d->ordered;
+        if (d->has_max_retr) {
+            m->pr = 1;
+            m->pr_value = d->max_retr;
+        } else if (d->has_max_time) {
+            m->pr = 2;
+            m->pr_value = d->max_time;
+        }
+    }
+    if (n > 0)
+        t->n_dcmaps = n;
+}
+
+/* a=sctp-port, a=max-message-size, a=tls-id and a=dcmap of the far end's data-channel SDP. */
+static void take_datachannel_attrs(struct agw_term *t, const struct sdp_media *media)
+{
+    const struct sdp_attr *port = sdp_attr_find(media->attrs, SDP_ATTR_SCTP_PORT);
+    t->remote_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
+    t->remote_max_message_size = sdp_media_max_message_size(media);
+    const struct sdp_attr *id = sdp_attr_find(media->attrs, SDP_ATTR_TLS_ID);
+    if (id != NULL && id->value != NULL) {
+        /* RFC 8842: a new tls-id is a new DTLS association. */
+        if (t->remote_tls_id[0] != '\0' && strncmp(t->remote_tls_id, id->value, AGW_TLS_ID_MAX))
+            t->connection_generation++;
+        snprintf(t->remote_tls_id, sizeof(t->remote_tls_id), "%s", id->value);
+    }
+    take_dcmaps(t, media);
+}
+
 int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
                              struct agw_status *st)
 {
@@ -227,6 +268,8 @@ int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
                 t->has_remote_addr = true;
             }
         }
+        if (t->datagram)
+            take_datachannel_attrs(t, media);
         if (store_text(&t->remote_sdp, &t->remote_len, text, len) < 0)
             rc = agw_status_set(st, 510, "out of memory");
     }
@@ -308,6 +351,28 @@ static const char *setup_word(const struct agw_term *t)
     return "actpass";
 }
 
+/* The gateway's a=sctp-port and a=max-message-size (RFC 8841) unless the ALG set them. */
+static int fill_datachannel_attrs(struct sdp_session *s, struct sdp_media *media,
+                                  struct agw_term *t, struct agw_status *st)
+{
+    char value[24];
+    const struct sdp_attr *port = sdp_attr_find(media->attrs, SDP_ATTR_SCTP_PORT);
+    t->local_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
+    if (port == NULL) {
+        snprintf(value, sizeof(value), "%u", AGW_SCTP_PORT_DEFAULT);
+        if (sdp_attr_add(s, media, "sctp-port", value, NULL) < 0)
+            return agw_status_set(st, 500, "cannot add a=sctp-port");
+    }
+    if (sdp_attr_find(media->attrs, SDP_ATTR_MAX_MESSAGE_SIZE) == NULL) {
+        snprintf(value, sizeof(value), "%u", AGW_DC_MAX_MESSAGE);
+        if (sdp_attr_add(s, media, "max-message-size", value, NULL) < 0)
+            return agw_status_set(st, 500, "cannot add a=max-message-size");
+    }
+    if (t->remote_sdp == NULL)
+        take_dcmaps(t, media);
+    return 0;
+}
+
 int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char *text, size_t len,
                             struct agw_status *st)
 {
@@ -333,7 +398,8 @@ int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char 
             rc = agw_status_set(st, 500, "cannot add the fingerprint");
         if (rc == 0 && setup == NULL && sdp_attr_add(s, media, "setup", setup_word(t), NULL) < 0)
             rc = agw_status_set(st, 500, "cannot add a=setup");
-        if (rc == 0 && t->datagram && sdp_attr_find(media->attrs, SDP_ATTR_TLS_ID) == NULL) {
+        if (rc == 0 && t->datagram && t->proto != SDP_PROTO_UDP_SCTP &&
+            sdp_attr_find(media->attrs, SDP_ATTR_TLS_ID) == NULL) {
             char id[33];
             random_hex(id, 16);
             if (sdp_attr_add(s, media, "tls-id", id, NULL) < 0)
@@ -347,6 +413,8 @@ int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char 
                  sdp_attr_add(s, media, "setup", setup_word(t), NULL) < 0)
             rc = agw_status_set(st, 500, "cannot add a=setup");
     }
+    if (rc == 0 && t->datagram)
+        rc = fill_datachannel_attrs(s, media, t, st);
     if (rc == 0) {
         char buf[8192];
         size_t out_len;

@@ -30,7 +30,6 @@ struct leg {
     uv_timer_t idle_timer; /* media inactivity (adid/ipstop), once requested */
     bool has_idle_timer, idle_reported;
     uint64_t last_activity_ms;
-    int raw_fd; /* a reserved socket the data plane does not use yet (UDP), or -1 */
     bool failed, released;
     unsigned handles; /* open uv handles; the leg is freed when it is released and 0 */
     struct agw_tls_session *tls;
@@ -59,6 +58,7 @@ struct agw_relay {
     struct leg **slots; /* open addressing on key */
     size_t cap, n;
     bool closing;
+    struct agw_dc *dc; /* the data-channel legs */
     unsigned open_legs;
     char *pool[POOL_MAX]; /* idle READ_BUFFER-sized buffers: legs hold one only while busy */
     unsigned pooled;
@@ -195,8 +195,6 @@ static void maybe_free(struct leg *l)
 {
     if (!l->released || l->handles > 0)
         return;
-    if (l->raw_fd >= 0)
-        close(l->raw_fd);
     agw_tls_session_free(l->tls);
     agw_leg_conf_free(l->conf);
     buf_put(l->r, l->rbuf);
@@ -875,7 +873,6 @@ static struct leg *leg_get(struct agw_relay *r, uint64_t key)
         return NULL;
     l->r = r;
     l->key = key;
-    l->raw_fd = -1;
     if (insert(r, l) < 0) {
         free(l);
         return NULL;
@@ -898,18 +895,22 @@ int agw_relay_new(struct agw_relay **out, uv_loop_t *loop, agw_leg_event_cb cb, 
     r->loop = loop;
     r->cb = cb;
     r->arg = arg;
+    if (agw_dc_new(&r->dc, loop, cb, arg) < 0) {
+        free(r->slots);
+        free(r);
+        return -ENOMEM;
+    }
     *out = r;
     return 0;
 }
 
 void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, bool listening)
 {
-    struct leg *l = leg_get(r, key);
-    if (l != NULL && datagram && l->raw_fd < 0) {
-        /* Bound UDP sockets stay reserved until the data-channel data plane uses them. */
-        l->raw_fd = fd;
+    if (datagram) {
+        agw_dc_adopt(r->dc, key, fd);
         return;
     }
+    struct leg *l = leg_get(r, key);
     if (l == NULL || l->has_listener || !listening) {
         close(fd);
         return;
@@ -930,6 +931,10 @@ void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, b
 
 void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
 {
+    if (conf->datagram) {
+        agw_dc_configure(r->dc, conf);
+        return;
+    }
     struct leg *l = leg_get(r, conf->key);
     if (l == NULL) {
         agw_leg_conf_free(conf);
@@ -1021,6 +1026,10 @@ static void release_leg(struct agw_relay *r, struct leg *l)
 void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
                        uint64_t *octets_received)
 {
+    if (agw_dc_has(r->dc, key)) {
+        agw_dc_release(r->dc, key, octets_sent, octets_received);
+        return;
+    }
     struct leg *l = find(r, key);
     *octets_sent = l != NULL ? l->wire_out : 0;
     *octets_received = l != NULL ? l->wire_in : 0;
@@ -1030,6 +1039,10 @@ void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
 
 void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received)
 {
+    if (agw_dc_has(r->dc, key)) {
+        agw_dc_figures(r->dc, key, sent, received);
+        return;
+    }
     struct leg *l = find(r, key);
     *sent = l != NULL ? l->wire_out : 0;
     *received = l != NULL ? l->wire_in : 0;
@@ -1037,14 +1050,13 @@ void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64
 
 int agw_relay_detach(struct agw_relay *r, uint64_t key)
 {
+    if (agw_dc_has(r->dc, key))
+        return agw_dc_detach(r->dc, key);
     struct leg *l = find(r, key);
     if (l == NULL)
         return -1;
     int fd = -1;
-    if (l->raw_fd >= 0) {
-        fd = l->raw_fd;
-        l->raw_fd = -1;
-    } else if (l->has_listener) {
+    if (l->has_listener) {
         uv_os_fd_t lfd;
         if (uv_fileno((uv_handle_t *)&l->listener, &lfd) == 0)
             fd = dup(lfd);
@@ -1056,6 +1068,7 @@ int agw_relay_detach(struct agw_relay *r, uint64_t key)
 void agw_relay_close(struct agw_relay *r)
 {
     r->closing = true;
+    agw_dc_close(r->dc);
     r->open_legs++; /* holds r while the legs go */
     for (size_t i = 0; i < r->cap; i++) {
         struct leg *l = r->slots[i];

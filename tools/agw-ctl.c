@@ -1,4 +1,5 @@
-/* agw-ctl: command-line companion of ims-agw: H.248 decoder and IMS-ALG (MGC) simulator. */
+/* agw-ctl: command-line companion of ims-agw: H.248 decoder, IMS-ALG (MGC) simulator, and the
+ * operator's commands over the daemon's control socket. */
 #include "h248/h248.h"
 #include "tools/iq_client.h"
 #include "tools/scenario.h"
@@ -8,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #ifndef AGW_VERSION
 #define AGW_VERSION "0.0.0"
@@ -41,6 +46,13 @@ static void usage(FILE *f)
         "           run a checked e2ae flow without media: msrp-orig, msrp-term, bfcp-orig,\n"
         "           bfcp-term or all; one line per step; exit 0 ok, 2 on the first failed\n"
         "           check, 1 on timeout or transport error\n"
+        "       agw-ctl show registration|contexts [--socket PATH]\n"
+        "           ask the running ims-agw over its control socket: the association with the\n"
+        "           MGC, or one line per context with its terminations\n"
+        "       agw-ctl drain [SECONDS] [--socket PATH]\n"
+        "           no new context from now on; once none is left (or after SECONDS, default\n"
+        "           300) the gateway sends a Graceful ServiceChange and exits; prints its\n"
+        "           progress until then. Exit 0, or 1 when refused or unreachable\n"
         "       agw-ctl -h | -V\n"
         "NET:   --listen ADDR:PORT   our (the MGC's) address, as the gateway is configured\n"
         "                            with [" DEFAULT_LISTEN "]; IPv6 as [::1]:2947\n"
@@ -48,7 +60,10 @@ static void usage(FILE *f)
         "                            sender with --wait-registration]\n"
         "       --wait-registration  first wait (up to 30 s) for the gateway's ServiceChange\n"
         "       --mid MID            our mId [[ADDR]:PORT of --listen]\n"
-        "       -v                   print every datagram sent and received on stderr\n");
+        "       -v                   print every datagram sent and received on stderr\n"
+        "--socket PATH: the control socket [as ims-agw's control_socket = auto:\n"
+        "       $RUNTIME_DIRECTORY/control.sock, /run/ims-agw/control.sock if it exists,\n"
+        "       $XDG_RUNTIME_DIR/ims-agw.sock, /tmp/ims-agw-UID.sock]\n");
 }
 
 /* Reads all of f into a malloc'd buffer of at most INPUT_MAX bytes. */
@@ -468,6 +483,125 @@ static int cmd_scenario(struct net_args *a)
     return rc;
 }
 
+/* ---- the operator's commands (control socket) ---- */
+
+/* The path ims-agw takes for control_socket = auto, seen from here; *shared_dir is set when it
+ * lies in a directory anyone may write (then its owner is checked before it is trusted). */
+static int default_socket(char *buf, size_t cap, bool *shared_dir)
+{
+    struct stat st;
+    const char *dir = getenv("RUNTIME_DIRECTORY");
+    int n;
+    *shared_dir = false;
+    if (dir != NULL && dir[0] != '\0') {
+        n = snprintf(buf, cap, "%.*s/control.sock", (int)strcspn(dir, ":"), dir);
+    } else if (stat("/run/ims-agw/control.sock", &st) == 0) {
+        n = snprintf(buf, cap, "/run/ims-agw/control.sock"); /* the systemd unit's */
+    } else if ((dir = getenv("XDG_RUNTIME_DIR")) != NULL && dir[0] != '\0') {
+        n = snprintf(buf, cap, "%s/ims-agw.sock", dir);
+    } else {
+        n = snprintf(buf, cap, "/tmp/ims-agw-%lu.sock", (unsigned long)geteuid());
+        *shared_dir = true;
+    }
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int connect_socket(const char *path, bool shared_dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "agw-ctl: socket path too long: %s\n", path);
+        return -1;
+    }
+    struct stat st;
+    if (shared_dir && lstat(path, &st) == 0 && st.st_uid != geteuid() && st.st_uid != 0) {
+        fprintf(stderr, "agw-ctl: %s belongs to uid %lu, not to us: not used\n", path,
+                (unsigned long)st.st_uid);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        fprintf(stderr, "agw-ctl: cannot connect to %s: %s (is ims-agw running? see --socket)\n",
+                path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends one command line and copies the answer to stdout as it comes (a drain streams its
+ * progress until the gateway stops); an answer starting with "error: " goes to stderr. */
+static int cmd_operator(int argc, char **argv)
+{
+    const char *path = NULL;
+    char command[64] = "", fallback[128];
+    bool is_drain = strcmp(argv[1], "drain") == 0;
+    for (int i = 2; i < argc; i++) {
+        unsigned long n;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (!is_drain && command[0] == '\0' &&
+                   (strcmp(argv[i], "registration") == 0 || strcmp(argv[i], "contexts") == 0)) {
+            snprintf(command, sizeof(command), "show %s", argv[i]);
+        } else if (is_drain && command[0] == '\0' && parse_uint(argv[i], 1, 86400, &n)) {
+            snprintf(command, sizeof(command), "drain %lu", n);
+        } else {
+            fprintf(stderr, "agw-ctl %s: bad argument: '%s'\n", argv[1], argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (is_drain && command[0] == '\0')
+        snprintf(command, sizeof(command), "drain");
+    if (command[0] == '\0') {
+        fprintf(stderr, "agw-ctl show: registration or contexts?\n");
+        return EXIT_USAGE;
+    }
+    bool shared_dir = false;
+    if (path == NULL) {
+        if (default_socket(fallback, sizeof(fallback), &shared_dir) < 0) {
+            fprintf(stderr, "agw-ctl: the default socket path is too long: use --socket\n");
+            return EXIT_USAGE;
+        }
+        path = fallback;
+    }
+    int fd = connect_socket(path, shared_dir);
+    if (fd < 0)
+        return EXIT_TRANSPORT;
+    size_t len = strlen(command);
+    command[len++] = '\n';
+    if (write(fd, command, len) != (ssize_t)len) {
+        fprintf(stderr, "agw-ctl: cannot send to %s: %s\n", path, strerror(errno));
+        close(fd);
+        return EXIT_TRANSPORT;
+    }
+    char buf[65536];
+    size_t total = 0;
+    bool error = false;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (total == 0)
+            error = n >= 7 && memcmp(buf, "error: ", 7) == 0;
+        fwrite(buf, 1, (size_t)n, error ? stderr : stdout);
+        fflush(error ? stderr : stdout);
+        total += (size_t)n;
+    }
+    close(fd);
+    if (total == 0) {
+        fprintf(stderr, "agw-ctl: %s closed without an answer\n", path);
+        return EXIT_TRANSPORT;
+    }
+    return error ? EXIT_TRANSPORT : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
@@ -513,6 +647,8 @@ int main(int argc, char **argv)
             return cmd_send(&a);
         return cmd_scenario(&a);
     }
+    if (argc >= 2 && (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "drain") == 0))
+        return cmd_operator(argc, argv);
     usage(stderr);
     return EXIT_USAGE;
 }

@@ -5,7 +5,7 @@ set -eu
 # systemd is there for systemd-analyze (tests/test_systemd verifies the unit with it); installing
 # it in a container neither makes it init nor starts anything.
 PACKAGES="gcc make pkg-config libssl-dev libuv1-dev libusrsctp-dev check libsystemd-dev
-libinih-dev clang libclang-rt-14-dev clang-format openssl ca-certificates iproute2 procps
+libinih-dev libmicrohttpd-dev clang libclang-rt-14-dev clang-format openssl ca-certificates iproute2 procps
 gnutls-bin systemd"
 
 missing=""

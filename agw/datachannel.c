@@ -1,0 +1,1070 @@
+/* A worker's data-channel legs: UDP sockets, DTLS, SCTP associations, DCEP, and the 1:1 relay of
+ * channels and messages between the two legs of a context (DESIGN.md §6). */
+#include "agw/agw.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sctp/assoc.h"
+#include "sctp/dcep.h"
+#include "tls/dtls.h"
+
+#define DC_STREAMS 1024       /* streams offered in INIT: the channels an association can carry */
+#define DC_RECV_BUFFER 65536  /* one UDP datagram (and one decrypted record) */
+#define DC_MTU 1200           /* UDP payload bytes we emit */
+#define DC_HOSTILE_LOG_RATE 5 /* lines a second about one leg's hostile input */
+#define DC_PPID_CONTROL 50
+
+struct dc_channel {
+    uint16_t stream;     /* on this leg */
+    int32_t peer_stream; /* the channel it is relayed to on the peer leg; -1 none yet */
+    uint8_t type;        /* enum dcep_channel_type */
+    uint32_t reliability;
+    bool negotiated;  /* a=dcmap: no DCEP */
+    bool may_reorder; /* unordered sends allowed: the ACK (or any message) came back */
+    bool reset_sent;  /* our outgoing stream is reset */
+    bool reset_seen;  /* the far end reset its outgoing stream */
+};
+
+/* One message (or DCEP OPEN) that the peer leg could not take yet: the source stops reading. */
+struct dc_held {
+    bool present;
+    uint16_t stream;
+    uint32_t ppid;
+    uint8_t *data;
+    size_t len;
+};
+
+struct dc_leg {
+    struct agw_dc *d;
+    uint64_t key;
+    struct agw_leg_conf *conf; /* NULL until configured */
+    struct dc_leg *peer;
+    uv_udp_t udp;
+    bool has_udp;
+    int pending_fd; /* adopted before the leg could open it, or -1 */
+    bool has_remote;
+    struct sockaddr_storage remote;
+    struct agw_dtls_session *dtls;
+    struct agw_sctp_assoc *assoc;
+    bool up;       /* SCTP association established */
+    bool verified; /* DTLS peer verified (or a plain UDP/SCTP leg) */
+    bool failed, released;
+    uint64_t started_ms; /* when the current association attempt began */
+    uint32_t generation; /* conf->connection_generation this association belongs to */
+    struct dc_held held;
+    struct dc_channel *channels[DC_STREAMS];
+    uint64_t wire_in, wire_out, messages_in, messages_out, dropped;
+    struct agw_log_limit log_limit;
+};
+
+struct agw_dc {
+    uv_loop_t *loop;
+    agw_leg_event_cb cb;
+    void *arg;
+    struct dc_leg **legs;
+    size_t n, cap;
+    unsigned handles; /* open uv handles: timer and sockets */
+    bool closing;
+    uv_timer_t tick; /* usrsctp's timers and the DTLS retransmissions */
+    bool has_tick, ticking;
+    uint64_t last_tick_ns;
+    bool sctp_started;
+    unsigned pump_depth;
+    struct agw_dtls_ctx *dtls_ctx;
+    uint8_t rbuf[DC_RECV_BUFFER];
+    uint8_t plain[DC_RECV_BUFFER];
+};
+
+static void service(struct dc_leg *l);
+static void pump_events(struct dc_leg *l);
+
+/* ---- Bookkeeping ---- */
+
+static struct dc_leg *find(struct agw_dc *d, uint64_t key)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->legs[i]->key == key)
+            return d->legs[i];
+    return NULL;
+}
+
+static struct dc_leg *leg_get(struct agw_dc *d, uint64_t key)
+{
+    struct dc_leg *l = find(d, key);
+    if (l != NULL)
+        return l;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        struct dc_leg **grown = realloc(d->legs, cap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        d->legs = grown;
+        d->cap = cap;
+    }
+    l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    l->d = d;
+    l->key = key;
+    l->pending_fd = -1;
+    d->legs[d->n++] = l;
+    return l;
+}
+
+static void forget(struct agw_dc *d, struct dc_leg *l)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (d->legs[i] == l) {
+            d->legs[i] = d->legs[--d->n];
+            return;
+        }
+}
+
+static const char *leg_name(const struct dc_leg *l)
+{
+    return l->conf != NULL ? l->conf->term_id : "?";
+}
+
+static uint32_t leg_context(const struct dc_leg *l)
+{
+    return l->conf != NULL ? l->conf->context_id : 0;
+}
+
+static void post(struct dc_leg *l, int kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void post(struct dc_leg *l, int kind, const char *fmt, ...)
+{
+    struct agw_leg_event ev = {.kind = kind, .key = l->key};
+    if (l->conf != NULL) {
+        ev.context_id = l->conf->context_id;
+        snprintf(ev.term_id, sizeof(ev.term_id), "%s", l->conf->term_id);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ev.cause, sizeof(ev.cause), fmt, ap);
+    va_end(ap);
+    l->d->cb(l->d->arg, &ev);
+}
+
+static bool hostile_log_allowed(struct dc_leg *l)
+{
+    return agw_log_allow(&l->log_limit, uv_now(l->d->loop), DC_HOSTILE_LOG_RATE);
+}
+
+static void maybe_free_dc(struct agw_dc *d)
+{
+    if (d->closing && d->handles == 0 && d->n == 0) {
+        /* usrsctp frees its sockets on its own timers: give it the time it asks for. */
+        for (int i = 0; d->sctp_started && i < 200 && agw_sctp_finish() == -EBUSY; i++)
+            agw_sctp_timers(AGW_SCTP_TICK_MS);
+        agw_dtls_ctx_unref(d->dtls_ctx);
+        free(d->legs);
+        free(d);
+    }
+}
+
+/* ---- Association state ---- */
+
+static void clear_channels(struct dc_leg *l)
+{
+    for (unsigned s = 0; s < DC_STREAMS; s++) {
+        free(l->channels[s]);
+        l->channels[s] = NULL;
+    }
+}
+
+static void drop_held(struct dc_leg *l)
+{
+    free(l->held.data);
+    memset(&l->held, 0, sizeof(l->held));
+}
+
+/* Ends the current association (the ABORT and close_notify go out first when asked). */
+static void end_association(struct dc_leg *l, bool say_goodbye)
+{
+    if (say_goodbye && l->assoc != NULL && l->up) {
+        agw_sctp_assoc_abort(l->assoc);
+        service(l);
+    }
+    if (say_goodbye && l->dtls != NULL && l->verified) {
+        agw_dtls_session_close(l->dtls);
+        service(l);
+    }
+    agw_sctp_assoc_free(l->assoc);
+    l->assoc = NULL;
+    agw_dtls_session_free(l->dtls);
+    l->dtls = NULL;
+    l->up = false;
+    l->verified = false;
+    clear_channels(l);
+    drop_held(l);
+}
+
+/* The peer leg lost its association: its channels are closed on this one too. */
+static void close_relayed_channels(struct dc_leg *l)
+{
+    for (unsigned s = 0; s < DC_STREAMS; s++) {
+        struct dc_channel *ch = l->channels[s];
+        if (ch == NULL || ch->peer_stream < 0)
+            continue;
+        ch->peer_stream = -1;
+        if (l->up && !ch->reset_sent && agw_sctp_assoc_reset_stream(l->assoc, ch->stream) == 0)
+            ch->reset_sent = true;
+    }
+    service(l);
+}
+
+static void fail(struct dc_leg *l, const char *cause)
+{
+    if (l->failed)
+        return;
+    l->failed = true;
+    agw_log(AGW_LOG_WARN, "context %u term %s: %s: %s", leg_context(l), leg_name(l),
+            l->verified ? "closed" : "refused", cause);
+    post(l, AGW_LEG_FAILED, "%s", cause);
+    service(l); /* the fatal alert, if DTLS queued one */
+    bool was_up = l->up;
+    end_association(l, false);
+    if (was_up && l->peer != NULL)
+        close_relayed_channels(l->peer);
+}
+
+/* ---- Datagrams out ---- */
+
+static void send_datagram(struct dc_leg *l, const uint8_t *data, size_t len)
+{
+    if (!l->has_udp || !l->has_remote)
+        return;
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    /* UDP: a datagram the socket cannot take now is lost, and DTLS or SCTP sends it again. */
+    if (uv_udp_try_send(&l->udp, &buf, 1, (const struct sockaddr *)&l->remote) >= 0)
+        l->wire_out += len;
+    else
+        l->dropped++;
+}
+
+/* Moves everything SCTP and DTLS queued to the socket. */
+static void flush(struct dc_leg *l)
+{
+    const uint8_t *pkt;
+    size_t len;
+    while (l->assoc != NULL && agw_sctp_assoc_pending_output(l->assoc, &pkt, &len) == 1) {
+        if (l->dtls == NULL) {
+            send_datagram(l, pkt, len);
+        } else if (agw_dtls_session_write(l->dtls, pkt, len) < 0) {
+            l->dropped++;
+        }
+        while (l->dtls != NULL && agw_dtls_session_pending_output(l->dtls, &pkt, &len) == 1)
+            send_datagram(l, pkt, len);
+    }
+    while (l->dtls != NULL && agw_dtls_session_pending_output(l->dtls, &pkt, &len) == 1)
+        send_datagram(l, pkt, len);
+}
+
+static void service(struct dc_leg *l)
+{
+    flush(l);
+}
+
+/* ---- Channels ---- */
+
+static enum dcep_dtls_role our_role(const struct dc_leg *l)
+{
+    return l->conf != NULL && l->conf->tls_client ? DCEP_DTLS_CLIENT : DCEP_DTLS_SERVER;
+}
+
+static struct dc_channel *channel_new(struct dc_leg *l, uint16_t stream)
+{
+    if (stream >= DC_STREAMS || l->channels[stream] != NULL)
+        return NULL;
+    struct dc_channel *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return NULL;
+    ch->stream = stream;
+    ch->peer_stream = -1;
+    l->channels[stream] = ch;
+    return ch;
+}
+
+static void channel_free(struct dc_leg *l, uint16_t stream)
+{
+    if (stream < DC_STREAMS) {
+        free(l->channels[stream]);
+        l->channels[stream] = NULL;
+    }
+}
+
+/* A stream id of our parity on l for a channel relayed from `wanted` on the other leg: the same
+ * id when it is ours and free, so that the relay is 1:1 whenever the roles allow. */
+static int pick_stream(const struct dc_leg *l, uint16_t wanted)
+{
+    enum dcep_dtls_role role = our_role(l);
+    if (wanted < DC_STREAMS && dcep_stream_id_valid(wanted, role) && l->channels[wanted] == NULL)
+        return wanted;
+    for (unsigned s = role == DCEP_DTLS_CLIENT ? 0 : 1; s < DC_STREAMS; s += 2)
+        if (l->channels[s] == NULL)
+            return (int)s;
+    return -1;
+}
+
+static void sendinfo_for(const struct dc_channel *ch, uint32_t ppid, struct agw_sctp_sendinfo *si)
+{
+    memset(si, 0, sizeof(*si));
+    si->stream = ch->stream;
+    si->ppid = ppid;
+    if (ppid == DC_PPID_CONTROL)
+        return; /* DCEP goes ordered and reliable */
+    si->unordered = ch->may_reorder && !dcep_channel_ordered(ch->type);
+    switch (ch->type & 0x7f) {
+    case DCEP_CHANNEL_PARTIAL_RELIABLE_REXMIT:
+        si->pr = AGW_SCTP_PR_RTX;
+        si->pr_value = ch->reliability;
+        break;
+    case DCEP_CHANNEL_PARTIAL_RELIABLE_TIMED:
+        si->pr = AGW_SCTP_PR_TTL;
+        si->pr_value = ch->reliability;
+        break;
+    default:
+        break;
+    }
+}
+
+static int send_dcep(struct dc_leg *l, struct dc_channel *ch, const uint8_t *msg, size_t len)
+{
+    struct agw_sctp_sendinfo si;
+    sendinfo_for(ch, DC_PPID_CONTROL, &si);
+    return agw_sctp_assoc_send(l->assoc, &si, msg, len);
+}
+
+/* Channels the SDP negotiated (a=dcmap) exist once the association is up, without DCEP. */
+static void open_negotiated_channels(struct dc_leg *l)
+{
+    for (unsigned i = 0; i < l->conf->n_dcmaps; i++) {
+        const struct agw_dcmap *m = &l->conf->dcmaps[i];
+        struct dc_channel *ch = channel_new(l, m->stream);
+        if (ch == NULL)
+            continue;
+        ch->negotiated = true;
+        ch->may_reorder = true;
+        ch->peer_stream = m->stream;
+        ch->type = (uint8_t)((m->unordered ? 0x80 : 0) | m->pr);
+        ch->reliability = m->pr_value;
+    }
+}
+
+/* Why a message from the far end of l cannot go on now: 0 it can; -EAGAIN wait. */
+static int peer_ready(const struct dc_leg *l)
+{
+    return l->peer != NULL && l->peer->up ? 0 : -EAGAIN;
+}
+
+/* An OPEN on l's stream: acknowledge it, then open the same channel on the peer leg. */
+static int handle_open(struct dc_leg *l, uint16_t stream, const struct dcep_open *open)
+{
+    struct dc_channel *ch = stream < DC_STREAMS ? l->channels[stream] : NULL;
+    if (ch == NULL) {
+        if (dcep_stream_id_valid(stream, our_role(l)) || (ch = channel_new(l, stream)) == NULL) {
+            if (hostile_log_allowed(l))
+                agw_log(AGW_LOG_WARN, "context %u term %s: DCEP OPEN on stream %u refused",
+                        leg_context(l), leg_name(l), stream);
+            if (stream < DC_STREAMS && l->channels[stream] == NULL)
+                agw_sctp_assoc_reset_stream(l->assoc, stream);
+            return 0;
+        }
+        ch->type = open->channel_type;
+        ch->reliability = open->reliability;
+        ch->may_reorder = true; /* the OPEN came from the far end */
+        uint8_t ack[DCEP_ACK_LEN];
+        size_t n;
+        if (dcep_encode_ack(ack, sizeof(ack), &n) == 0)
+            send_dcep(l, ch, ack, n);
+        agw_log(AGW_LOG_INFO, "context %u term %s: channel %u open '%.*s' (%.*s)", leg_context(l),
+                leg_name(l), stream, (int)open->label_len, open->label, (int)open->protocol_len,
+                open->protocol);
+    }
+    if (ch->peer_stream >= 0)
+        return 0;
+    if (peer_ready(l) < 0)
+        return -EAGAIN;
+    struct dc_leg *p = l->peer;
+    int ps = pick_stream(p, stream);
+    struct dc_channel *pch = ps >= 0 ? channel_new(p, (uint16_t)ps) : NULL;
+    if (pch == NULL) {
+        agw_log(AGW_LOG_WARN, "context %u term %s: no stream free to relay channel %u",
+                leg_context(l), leg_name(p), stream);
+        agw_sctp_assoc_reset_stream(l->assoc, stream);
+        ch->reset_sent = true;
+        return 0;
+    }
+    pch->type = ch->type;
+    pch->reliability = ch->reliability;
+    pch->peer_stream = stream;
+    ch->peer_stream = ps;
+    uint8_t buf[DCEP_OPEN_HEADER_LEN + 2 * 1024];
+    size_t n;
+    if (dcep_encode_open(open, buf, sizeof(buf), &n) < 0 || send_dcep(p, pch, buf, n) < 0) {
+        agw_log(AGW_LOG_WARN, "context %u term %s: cannot open channel %d", leg_context(p),
+                leg_name(p), ps);
+        channel_free(p, (uint16_t)ps);
+        ch->peer_stream = -1;
+        agw_sctp_assoc_reset_stream(l->assoc, stream);
+        ch->reset_sent = true;
+    }
+    service(p);
+    return 0;
+}
+
+static void handle_dcep(struct dc_leg *l, uint16_t stream, const uint8_t *data, size_t len, int *rc)
+{
+    struct dcep_message msg;
+    int prc = dcep_parse(data, len, NULL, &msg);
+    if (prc < 0) {
+        if (hostile_log_allowed(l))
+            agw_log(AGW_LOG_WARN,
+                    "context %u term %s: malformed DCEP on stream %u (%s): channel "
+                    "refused",
+                    leg_context(l), leg_name(l), stream, strerror(-prc));
+        /* The channel is refused by resetting its stream; the association goes on. */
+        if (stream < DC_STREAMS &&
+            (l->channels[stream] == NULL || !l->channels[stream]->reset_sent))
+            agw_sctp_assoc_reset_stream(l->assoc, stream);
+        return;
+    }
+    if (msg.type == DCEP_MSG_OPEN) {
+        *rc = handle_open(l, stream, &msg.open);
+        return;
+    }
+    struct dc_channel *ch = stream < DC_STREAMS ? l->channels[stream] : NULL;
+    if (ch != NULL)
+        ch->may_reorder = true; /* ACK */
+}
+
+/* A message from l's far end on stream: on to the peer leg's channel. 0; -EAGAIN to hold it. */
+static int relay_message(struct dc_leg *l, uint16_t stream, uint32_t ppid, const uint8_t *data,
+                         size_t len)
+{
+    struct dc_channel *ch = stream < DC_STREAMS ? l->channels[stream] : NULL;
+    if (ch == NULL || ch->reset_seen) {
+        l->dropped++;
+        if (hostile_log_allowed(l))
+            agw_log(AGW_LOG_WARN,
+                    "context %u term %s: message on stream %u, which has no channel: "
+                    "dropped",
+                    leg_context(l), leg_name(l), stream);
+        return 0;
+    }
+    ch->may_reorder = true; /* anything from the far end counts as its ACK */
+    if (peer_ready(l) < 0)
+        return -EAGAIN;
+    struct dc_leg *p = l->peer;
+    if (ch->peer_stream < 0) {
+        l->dropped++; /* the relayed channel was refused or closed */
+        return 0;
+    }
+    struct dc_channel *pch = p->channels[ch->peer_stream];
+    if (pch == NULL) {
+        l->dropped++;
+        return 0;
+    }
+    struct agw_sctp_sendinfo si;
+    sendinfo_for(pch, ppid, &si);
+    int rc = agw_sctp_assoc_send(p->assoc, &si, data, len);
+    if (rc == -EAGAIN)
+        return -EAGAIN;
+    if (rc < 0) {
+        l->dropped++;
+        agw_log(AGW_LOG_WARN,
+                "context %u term %s: message of %zu bytes on channel %u not relayed: "
+                "%s",
+                leg_context(l), leg_name(p), len, pch->stream, strerror(-rc));
+        return 0;
+    }
+    l->messages_in++;
+    p->messages_out++;
+    return 0;
+}
+
+/* The far end reset its outgoing stream: the channel closes here and on the peer leg. */
+static void handle_stream_closed(struct dc_leg *l, uint16_t stream)
+{
+    struct dc_channel *ch = stream < DC_STREAMS ? l->channels[stream] : NULL;
+    if (ch == NULL)
+        return;
+    ch->reset_seen = true;
+    if (!ch->reset_sent && agw_sctp_assoc_reset_stream(l->assoc, stream) == 0)
+        ch->reset_sent = true;
+    struct dc_leg *p = l->peer;
+    if (ch->peer_stream >= 0 && p != NULL && p->up) {
+        struct dc_channel *pch = p->channels[ch->peer_stream];
+        if (pch != NULL && !pch->reset_sent &&
+            agw_sctp_assoc_reset_stream(p->assoc, pch->stream) == 0)
+            pch->reset_sent = true;
+        if (pch != NULL && pch->reset_seen)
+            channel_free(p, pch->stream);
+        service(p);
+    }
+    agw_log(AGW_LOG_INFO, "context %u term %s: channel %u closed", leg_context(l), leg_name(l),
+            stream);
+}
+
+static void handle_reset_done(struct dc_leg *l, uint16_t stream)
+{
+    struct dc_channel *ch = stream < DC_STREAMS ? l->channels[stream] : NULL;
+    if (ch != NULL && ch->reset_seen && ch->reset_sent)
+        channel_free(l, stream);
+    else if (ch != NULL && ch->peer_stream < 0 && !ch->negotiated)
+        channel_free(l, stream); /* refused by us */
+}
+
+/* ---- SCTP events ---- */
+
+static void on_up(struct dc_leg *l, const struct agw_sctp_event *ev)
+{
+    l->up = true;
+    agw_log(AGW_LOG_INFO, "context %u term %s: SCTP association up (%u/%u streams)", leg_context(l),
+            leg_name(l), ev->in_streams, ev->out_streams);
+    post(l, AGW_LEG_UP, "%s", l->dtls != NULL ? "dtls" : "sctp");
+    open_negotiated_channels(l);
+    /* Whatever the other side held back for us may go now. */
+    if (l->peer != NULL)
+        pump_events(l->peer);
+}
+
+static void on_down(struct dc_leg *l, int error)
+{
+    bool was_up = l->up;
+    l->up = false;
+    if (!l->released && !l->failed) {
+        char cause[64];
+        snprintf(cause, sizeof(cause), "SCTP association %s",
+                 error == 0               ? "shut down"
+                 : error == -ECONNREFUSED ? "refused"
+                                          : "aborted");
+        if (was_up) {
+            agw_log(AGW_LOG_INFO, "context %u term %s: %s", leg_context(l), leg_name(l), cause);
+            post(l, AGW_LEG_FAILED, "%s", cause);
+        } else {
+            fail(l, cause);
+        }
+    }
+    clear_channels(l);
+    drop_held(l);
+    if (was_up && l->peer != NULL)
+        close_relayed_channels(l->peer);
+}
+
+/* One event; -EAGAIN when it must wait for the peer leg (the caller keeps it). */
+static int handle_event(struct dc_leg *l, const struct agw_sctp_event *ev)
+{
+    int rc = 0;
+    switch (ev->type) {
+    case AGW_SCTP_EVENT_UP:
+        on_up(l, ev);
+        break;
+    case AGW_SCTP_EVENT_DOWN:
+        on_down(l, ev->error);
+        break;
+    case AGW_SCTP_EVENT_MESSAGE:
+        if (ev->ppid == DC_PPID_CONTROL)
+            handle_dcep(l, ev->stream, ev->data, ev->len, &rc);
+        else
+            rc = relay_message(l, ev->stream, ev->ppid, ev->data, ev->len);
+        break;
+    case AGW_SCTP_EVENT_MESSAGE_DROPPED:
+        l->dropped++;
+        if (hostile_log_allowed(l))
+            agw_log(AGW_LOG_WARN,
+                    "context %u term %s: message over a=max-message-size on stream "
+                    "%u dropped",
+                    leg_context(l), leg_name(l), ev->stream);
+        break;
+    case AGW_SCTP_EVENT_STREAM_CLOSED:
+        handle_stream_closed(l, ev->stream);
+        break;
+    case AGW_SCTP_EVENT_STREAM_RESET_DONE:
+        handle_reset_done(l, ev->stream);
+        break;
+    case AGW_SCTP_EVENT_WRITABLE:
+        if (l->peer != NULL)
+            pump_events(l->peer); /* the peer's held message may fit now */
+        break;
+    }
+    return rc;
+}
+
+static int hold(struct dc_leg *l, const struct agw_sctp_event *ev)
+{
+    uint8_t *copy = malloc(ev->len ? ev->len : 1);
+    if (copy == NULL)
+        return -ENOMEM;
+    memcpy(copy, ev->data, ev->len);
+    l->held = (struct dc_held){
+        .present = true, .stream = ev->stream, .ppid = ev->ppid, .data = copy, .len = ev->len};
+    return 0;
+}
+
+/* Handles l's SCTP events until none is left or one must wait for the peer leg (backpressure:
+ * usrsctp's receive buffer fills and the far end's window closes). */
+static void pump_events(struct dc_leg *l)
+{
+    /* A WRITABLE or UP may pump the other leg, which may pump back: bounded. */
+    unsigned *depth = &l->d->pump_depth;
+    if (l->assoc == NULL || *depth > 2)
+        return;
+    (*depth)++;
+    if (l->held.present) {
+        struct agw_sctp_event ev = {.type = AGW_SCTP_EVENT_MESSAGE,
+                                    .stream = l->held.stream,
+                                    .ppid = l->held.ppid,
+                                    .data = l->held.data,
+                                    .len = l->held.len};
+        if (handle_event(l, &ev) == -EAGAIN) {
+            (*depth)--;
+            return;
+        }
+        drop_held(l);
+    }
+    struct agw_sctp_event ev;
+    for (unsigned n = 0; l->assoc != NULL && n < 4096 && agw_sctp_assoc_next_event(l->assoc, &ev);
+         n++) {
+        if (handle_event(l, &ev) == -EAGAIN) {
+            if (hold(l, &ev) < 0)
+                l->dropped++;
+            break;
+        }
+    }
+    service(l);
+    if (l->peer != NULL)
+        service(l->peer);
+    (*depth)--;
+}
+
+/* ---- DTLS and the association's start ---- */
+
+static void start_assoc(struct dc_leg *l)
+{
+    if (l->assoc != NULL || l->conf == NULL || !l->has_remote)
+        return;
+    struct agw_sctp_limits lim = agw_sctp_default_limits;
+    lim.streams = DC_STREAMS;
+    lim.max_message_size = AGW_DC_MAX_MESSAGE;
+    lim.peer_max_message_size = l->conf->remote_max_message_size == 0
+                                    ? AGW_SCTP_UNLIMITED
+                                    : l->conf->remote_max_message_size;
+    size_t payload = l->dtls != NULL ? agw_dtls_session_max_payload(l->dtls) : DC_MTU;
+    /* usrsctp may exceed the MTU it is given by 12 bytes (see sctp/assoc.c). */
+    lim.mtu = (uint16_t)(payload - 16);
+    int rc =
+        agw_sctp_assoc_new(l->conf->local_sctp_port, l->conf->remote_sctp_port, &lim, &l->assoc);
+    if (rc < 0) {
+        fail(l, "cannot start the SCTP association");
+        return;
+    }
+    service(l);
+}
+
+static void dtls_failed(struct dc_leg *l)
+{
+    const struct agw_tls_error *e = agw_dtls_session_error(l->dtls);
+    const char *reason = e != NULL ? agw_tls_failure_name(e->reason) : "DTLS failure";
+    char cause[96];
+    if (e != NULL && e->text != NULL && strcmp(e->text, reason) != 0)
+        snprintf(cause, sizeof(cause), "%s: %s", reason, e->text);
+    else
+        snprintf(cause, sizeof(cause), "%s", reason);
+    fail(l, cause);
+}
+
+static void after_dtls_input(struct dc_leg *l)
+{
+    enum agw_tls_state st = agw_dtls_session_state(l->dtls);
+    if (st == AGW_TLS_FAILED) {
+        dtls_failed(l);
+        return;
+    }
+    service(l);
+    if (st == AGW_TLS_VERIFIED && !l->verified) {
+        l->verified = true;
+        agw_log(AGW_LOG_INFO, "context %u term %s: DTLS up (%s, %s), fingerprint verified",
+                leg_context(l), leg_name(l), agw_dtls_session_version(l->dtls),
+                agw_dtls_session_cipher(l->dtls));
+        start_assoc(l);
+    }
+    if (!l->verified)
+        return;
+    size_t got;
+    int rc;
+    while ((rc = agw_dtls_session_read(l->dtls, l->d->plain, sizeof(l->d->plain), &got)) == 0) {
+        if (l->assoc != NULL)
+            agw_sctp_assoc_input(l->assoc, l->d->plain, got);
+    }
+    if (rc == -EPIPE && !l->failed) {
+        agw_log(AGW_LOG_INFO, "context %u term %s: DTLS close_notify", leg_context(l), leg_name(l));
+        post(l, AGW_LEG_FAILED, "DTLS closed by the peer");
+        end_association(l, false);
+        return;
+    }
+    if (agw_dtls_session_state(l->dtls) == AGW_TLS_FAILED) {
+        dtls_failed(l);
+        return;
+    }
+    pump_events(l);
+}
+
+/* Starts DTLS (or, for UDP/SCTP, the association) once the leg knows enough. */
+static void start_session(struct dc_leg *l)
+{
+    if (l->conf == NULL || l->failed || l->released || !l->has_udp)
+        return;
+    if (l->dtls == NULL && l->assoc == NULL) {
+        l->generation = l->conf->connection_generation;
+        l->started_ms = uv_now(l->d->loop);
+    }
+    if (!l->conf->secure) {
+        l->verified = true;
+        start_assoc(l);
+        return;
+    }
+    if (l->dtls != NULL)
+        return;
+    /* A client needs the far end's address; a server answers whoever the Remote names. */
+    if (l->conf->tls_client && !l->has_remote)
+        return;
+    if (l->d->dtls_ctx == NULL) {
+        char err[128];
+        if (agw_dtls_ctx_new(NULL, &l->d->dtls_ctx, err, sizeof(err)) < 0) {
+            fail(l, "DTLS context");
+            return;
+        }
+    }
+    int rc = agw_dtls_session_new(l->d->dtls_ctx, l->conf->identity,
+                                  l->conf->tls_client ? AGW_TLS_CLIENT : AGW_TLS_SERVER, DC_MTU,
+                                  &l->dtls);
+    if (rc < 0) {
+        fail(l, "cannot make a DTLS session");
+        return;
+    }
+    if (l->conf->fingerprints_known)
+        agw_dtls_session_set_fingerprints(l->dtls, l->conf->fingerprints, l->conf->n_fingerprints);
+    service(l);
+}
+
+/* ---- Timers ---- */
+
+static void on_tick(uv_timer_t *t);
+
+static void update_tick(struct agw_dc *d)
+{
+    bool busy = false;
+    for (size_t i = 0; i < d->n && !busy; i++)
+        busy = d->legs[i]->dtls != NULL || d->legs[i]->assoc != NULL;
+    if (busy && !d->ticking && d->has_tick) {
+        d->last_tick_ns = uv_hrtime();
+        uv_timer_start(&d->tick, on_tick, AGW_SCTP_TICK_MS, AGW_SCTP_TICK_MS);
+        d->ticking = true;
+    } else if (!busy && d->ticking) {
+        uv_timer_stop(&d->tick);
+        d->ticking = false;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct agw_dc *d = t->data;
+    uint64_t now_ns = uv_hrtime();
+    uint32_t elapsed = (uint32_t)((now_ns - d->last_tick_ns) / 1000000);
+    if (elapsed > 0) {
+        d->last_tick_ns += (uint64_t)elapsed * 1000000;
+        agw_sctp_timers(elapsed);
+    }
+    uint64_t now = uv_now(d->loop);
+    for (size_t i = 0; i < d->n; i++) {
+        struct dc_leg *l = d->legs[i];
+        if (l->dtls != NULL && !l->verified && agw_dtls_session_timeout_ms(l->dtls) == 0) {
+            agw_dtls_session_handle_timeout(l->dtls);
+            if (agw_dtls_session_state(l->dtls) == AGW_TLS_FAILED) {
+                dtls_failed(l);
+                continue;
+            }
+        }
+        bool waiting = (l->dtls != NULL && !l->verified) || (l->assoc != NULL && !l->up);
+        if (waiting && !l->failed && l->conf != NULL && l->conf->handshake_timeout_ms > 0 &&
+            now - l->started_ms > l->conf->handshake_timeout_ms) {
+            fail(l, "handshake timeout");
+            continue;
+        }
+        if (l->assoc != NULL)
+            pump_events(l);
+        else
+            service(l);
+    }
+    update_tick(d);
+}
+
+/* ---- The socket ---- */
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return false;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct dc_leg *l = h->data;
+    *buf = uv_buf_init((char *)l->d->rbuf, sizeof(l->d->rbuf));
+}
+
+static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                    unsigned flags)
+{
+    (void)flags;
+    struct dc_leg *l = h->data;
+    if (nread <= 0 || from == NULL || l->released || l->conf == NULL || l->failed)
+        return;
+    /* Only the far end the Remote named may speak; before a Remote, the first to speak is it. */
+    if (l->has_remote && !same_addr(&l->remote, from)) {
+        l->dropped++;
+        if (hostile_log_allowed(l))
+            agw_log(AGW_LOG_WARN,
+                    "context %u term %s: datagram from an address other than the "
+                    "Remote's: dropped",
+                    leg_context(l), leg_name(l));
+        return;
+    }
+    if (!l->has_remote) {
+        memcpy(&l->remote, from,
+               from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : sizeof(struct sockaddr_in));
+        l->has_remote = true;
+        start_session(l);
+    }
+    l->wire_in += (uint64_t)nread;
+    if (l->dtls != NULL) {
+        agw_dtls_session_input(l->dtls, buf->base, (size_t)nread);
+        after_dtls_input(l);
+    } else if (l->assoc != NULL) {
+        agw_sctp_assoc_input(l->assoc, buf->base, (size_t)nread);
+        pump_events(l);
+    }
+    update_tick(l->d);
+}
+
+static void on_udp_closed(uv_handle_t *h)
+{
+    struct dc_leg *l = h->data;
+    struct agw_dc *d = l->d;
+    d->handles--;
+    free(l);
+    maybe_free_dc(d);
+}
+
+static void open_socket(struct dc_leg *l)
+{
+    if (l->has_udp || l->pending_fd < 0)
+        return;
+    if (!l->d->sctp_started) {
+        if (agw_sctp_init() < 0) {
+            fail(l, "cannot start usrsctp");
+            return;
+        }
+        l->d->sctp_started = true;
+    }
+    if (uv_udp_init(l->d->loop, &l->udp) < 0)
+        return;
+    l->udp.data = l;
+    l->d->handles++;
+    l->has_udp = true;
+    if (uv_udp_open(&l->udp, l->pending_fd) < 0 ||
+        uv_udp_recv_start(&l->udp, on_alloc, on_recv) < 0) {
+        agw_log(AGW_LOG_ERROR, "term %s: cannot use its UDP socket", leg_name(l));
+        l->pending_fd = -1; /* owned by the handle now: closed with it */
+        return;
+    }
+    l->pending_fd = -1;
+}
+
+/* ---- Operations from the control loop ---- */
+
+int agw_dc_new(struct agw_dc **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg)
+{
+    struct agw_dc *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    d->loop = loop;
+    d->cb = cb;
+    d->arg = arg;
+    if (uv_timer_init(loop, &d->tick) == 0) {
+        d->tick.data = d;
+        d->has_tick = true;
+        d->handles++;
+    }
+    *out = d;
+    return 0;
+}
+
+bool agw_dc_has(struct agw_dc *d, uint64_t key)
+{
+    return find(d, key) != NULL;
+}
+
+void agw_dc_adopt(struct agw_dc *d, uint64_t key, int fd)
+{
+    struct dc_leg *l = leg_get(d, key);
+    if (l == NULL || l->has_udp || l->pending_fd >= 0) {
+        close(fd);
+        return;
+    }
+    l->pending_fd = fd;
+    open_socket(l);
+    start_session(l);
+    update_tick(d);
+}
+
+void agw_dc_configure(struct agw_dc *d, struct agw_leg_conf *conf)
+{
+    struct dc_leg *l = leg_get(d, conf->key);
+    if (l == NULL) {
+        agw_leg_conf_free(conf);
+        return;
+    }
+    struct agw_leg_conf *old = l->conf;
+    l->conf = conf;
+    struct dc_leg *p = find(d, conf->peer_key);
+    if (l->peer != p) {
+        if (l->peer != NULL && l->peer->peer == l)
+            l->peer->peer = NULL;
+        l->peer = p;
+    }
+    if (p != NULL)
+        p->peer = l;
+    /* A new tls-id or a=connection:new: the association starts again. */
+    if (old != NULL && old->connection_generation != conf->connection_generation &&
+        (l->dtls != NULL || l->assoc != NULL)) {
+        agw_log(AGW_LOG_INFO, "context %u term %s: new association asked for", conf->context_id,
+                leg_name(l));
+        bool was_up = l->up;
+        end_association(l, true);
+        l->failed = false;
+        if (was_up && p != NULL)
+            close_relayed_channels(p);
+    }
+    if (conf->has_remote) {
+        if (l->has_remote && !same_addr(&l->remote, (const struct sockaddr *)&conf->remote) &&
+            (l->dtls != NULL || l->assoc != NULL)) {
+            /* Someone else spoke first: the Remote's address is the one to talk to. */
+            end_association(l, false);
+        }
+        l->remote = conf->remote;
+        l->has_remote = true;
+    }
+    if (l->dtls != NULL && conf->fingerprints_known && !l->verified)
+        agw_dtls_session_set_fingerprints(l->dtls, conf->fingerprints, conf->n_fingerprints);
+    agw_leg_conf_free(old);
+    open_socket(l);
+    start_session(l);
+    if (l->dtls != NULL)
+        after_dtls_input(l);
+    /* A new peer may take what either side held back. */
+    pump_events(l);
+    if (p != NULL)
+        pump_events(p);
+    update_tick(d);
+}
+
+static void release_leg(struct agw_dc *d, struct dc_leg *l)
+{
+    forget(d, l);
+    if (l->peer != NULL) {
+        if (l->up)
+            close_relayed_channels(l->peer);
+        if (l->peer->peer == l)
+            l->peer->peer = NULL;
+    }
+    l->peer = NULL;
+    l->released = true;
+    end_association(l, true);
+    agw_leg_conf_free(l->conf);
+    l->conf = NULL;
+    if (l->pending_fd >= 0)
+        close(l->pending_fd);
+    if (l->has_udp) {
+        uv_close((uv_handle_t *)&l->udp, on_udp_closed);
+    } else {
+        free(l);
+        maybe_free_dc(d);
+    }
+    update_tick(d);
+}
+
+void agw_dc_release(struct agw_dc *d, uint64_t key, uint64_t *octets_sent,
+                    uint64_t *octets_received)
+{
+    struct dc_leg *l = find(d, key);
+    *octets_sent = l != NULL ? l->wire_out : 0;
+    *octets_received = l != NULL ? l->wire_in : 0;
+    if (l != NULL) {
+        agw_log(AGW_LOG_DEBUG,
+                "context %u term %s: released (messages in %llu out %llu, dropped "
+                "%llu)",
+                leg_context(l), leg_name(l), (unsigned long long)l->messages_in,
+                (unsigned long long)l->messages_out, (unsigned long long)l->dropped);
+        release_leg(d, l);
+    }
+}
+
+int agw_dc_detach(struct agw_dc *d, uint64_t key)
+{
+    struct dc_leg *l = find(d, key);
+    if (l == NULL)
+        return -1;
+    int fd = -1;
+    if (l->pending_fd >= 0) {
+        fd = l->pending_fd;
+        l->pending_fd = -1;
+    } else if (l->has_udp) {
+        uv_os_fd_t ufd;
+        if (uv_fileno((uv_handle_t *)&l->udp, &ufd) == 0)
+            fd = dup(ufd);
+    }
+    release_leg(d, l);
+    return fd;
+}
+
+void agw_dc_figures(struct agw_dc *d, uint64_t key, uint64_t *sent, uint64_t *received)
+{
+    struct dc_leg *l = find(d, key);
+    *sent = l != NULL ? l->wire_out : 0;
+    *received = l != NULL ? l->wire_in : 0;
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    struct agw_dc *d = h->data;
+    d->handles--;
+    maybe_free_dc(d);
+}
+
+void agw_dc_close(struct agw_dc *d)
+{
+    d->closing = true;
+    while (d->n > 0)
+        release_leg(d, d->legs[d->n - 1]);
+    if (d->has_tick) {
+        d->has_tick = false;
+        uv_close((uv_handle_t *)&d->tick, on_tick_closed);
+    }
+    maybe_free_dc(d);
+}

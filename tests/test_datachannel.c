@@ -1,0 +1,658 @@
+/* Check suite: e2DCe data channels end to end through the real daemon: a DTLS+SCTP UE on the
+ * access side, a plaintext UDP/SCTP or a UDP/DTLS/SCTP core peer, channels opened both ways (DCEP
+ * and a=dcmap), every message compared at the far end, closes, refusals and hostile input. */
+#include "h248/h248.h"
+#include "sctp/dcep.h"
+#include "tests/harness.h"
+#include "tls/cert.h"
+#include "tls/fingerprint.h"
+#include "tools/dc_endpoint.h"
+#include "tools/iq_client.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 10000
+#define MAX_MESSAGE 262144
+
+static pid_t child = -1;
+static char log_path[64];
+static struct iq_client *mgc;
+static struct dc_net *net;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- The daemon ---- */
+
+static void start_daemon(unsigned ports_per_realm)
+{
+    char iq[32], m1[32], access[64], core[64];
+    uint16_t iq_port = harness_free_port(SOCK_DGRAM), mgc_port = harness_free_port(SOCK_DGRAM);
+    /* Below the ephemeral range, apart from the other suites (plain and ASan may overlap). */
+    uint16_t base = (uint16_t)(4000 + (getpid() % 10) * 2 * ports_per_realm);
+    snprintf(iq, sizeof(iq), "127.0.0.1:%u", iq_port);
+    snprintf(m1, sizeof(m1), "127.0.0.1:%u", mgc_port);
+    snprintf(access, sizeof(access), "access,127.0.0.1,%u-%u", base, base + ports_per_realm - 1);
+    snprintf(core, sizeof(core), "core,127.0.0.1,%u-%u", base + ports_per_realm,
+             base + 2 * ports_per_realm - 1);
+    snprintf(log_path, sizeof(log_path), "/tmp/test_datachannel.%d.log", (int)getpid());
+    child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(fd, STDERR_FILENO);
+        /* Two workers: data-channel contexts must still land on the one that runs usrsctp. */
+        execl(harness_agw_bin(), harness_agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers",
+              "2", "--realm", access, "--realm", core, "--handshake-timeout-ms", "8000",
+              "--log-level", "debug", (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
+    ck_assert_msg(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL) == 0,
+                  "no registration, see %s", log_path);
+}
+
+static void setup(void)
+{
+    start_daemon(210);
+    ck_assert_int_eq(dc_net_start(&net), 0);
+}
+
+/* SIGTERM: the daemon must exit 0 (ASan: no leak). */
+static void teardown(void)
+{
+    dc_net_stop(net);
+    net = NULL;
+    if (child > 0) {
+        kill(child, SIGTERM);
+        int status = -1;
+        uint64_t deadline = now_ms() + 10000;
+        while (waitpid(child, &status, WNOHANG) != child) {
+            if (now_ms() > deadline) {
+                kill(child, SIGKILL);
+                waitpid(child, &status, 0);
+                break;
+            }
+            struct iq_event ev;
+            if (mgc != NULL && iq_client_recv(mgc, 20, &ev) == 0)
+                iq_event_release(&ev);
+        }
+        child = -1;
+        iq_client_close(mgc);
+        mgc = NULL;
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d, see %s",
+                      status, log_path);
+    }
+    iq_client_close(mgc);
+    mgc = NULL;
+}
+
+/* ---- Iq ---- */
+
+static void request_ok(const char *text, char *out, size_t cap)
+{
+    unsigned code;
+    const char *r = harness_request(mgc, text, &code);
+    ck_assert_msg(code == 0, "%s\n-> %s (log %s)", text, r, log_path);
+    snprintf(out, cap, "%s", r);
+}
+
+static void added_id(const char *reply, char *id, size_t cap)
+{
+    const char *p = strstr(reply, "A=ip/");
+    ck_assert_msg(p != NULL, "no Add in %s", reply);
+    p += 2;
+    size_t n = strcspn(p, "{,}");
+    ck_assert_uint_lt(n, cap);
+    memcpy(id, p, n);
+    id[n] = '\0';
+}
+
+/* The gateway's a=fingerprint in a reply's Local. */
+static void reply_fingerprint(const char *reply, struct agw_tls_fingerprint *fp)
+{
+    const char *p = strstr(reply, "a=fingerprint:");
+    ck_assert_msg(p != NULL, "no fingerprint in %s", reply);
+    p += strlen("a=fingerprint:");
+    ck_assert_int_eq(agw_tls_fingerprint_parse(p, strcspn(p, "\r\n}"), fp), 0);
+}
+
+/* The first Notify the gateway sends within timeout_ms, compact, or "" when none came. */
+static const char *wait_notify(int timeout_ms)
+{
+    static char text[4096];
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (now_ms() < deadline) {
+        struct iq_event ev;
+        if (iq_client_recv(mgc, (int)(deadline - now_ms()) + 1, &ev) != 0)
+            break;
+        size_t len = 0;
+        if (ev.kind == IQ_EVENT_REQUEST)
+            h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
+        text[len] = '\0';
+        iq_event_release(&ev);
+        if (strstr(text, "N=") != NULL)
+            return text;
+    }
+    text[0] = '\0';
+    return text;
+}
+
+/* ---- A session: the UE, the gateway's two terminations, the core peer ---- */
+
+struct dc_session {
+    unsigned ctx;
+    char access_id[48], core_id[48];
+    char access_reply[4096], core_reply[4096];
+    uint16_t access_port, core_port;
+    struct dc_endpoint *ue, *core;
+    struct agw_tls_identity *ue_id;
+};
+
+struct session_opts {
+    bool core_dtls;         /* core leg UDP/DTLS/SCTP (else UDP/SCTP) */
+    bool ue_server;         /* the UE is the DTLS server (a=setup:passive): the gateway dials */
+    bool wrong_fingerprint; /* the Remote names another certificate than the UE's */
+    const char *dcmap;      /* a=dcmap lines for both Remotes, or NULL */
+};
+
+static void sockaddr_lo(uint16_t port, struct sockaddr_in *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+static void fingerprint_text(const struct agw_tls_identity *id, char *out, size_t cap)
+{
+    ck_assert_int_eq(agw_tls_fingerprint_format(agw_tls_identity_fingerprint(id), out, cap), 0);
+}
+
+/* Sets a session up over Iq and starts both endpoints; does not wait for them. */
+static void session_open(struct dc_session *s, const struct session_opts *o)
+{
+    memset(s, 0, sizeof(*s));
+    char text[4096], fp[AGW_TLS_FINGERPRINT_TEXT_MAX], core_fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    const char *dcmap = o->dcmap != NULL ? o->dcmap : "";
+
+    /* The core peer answers the gateway's INIT (and, with DTLS, its ClientHello): the gateway
+     * mirrors the UE's role toward the core so that stream ids stay the same. */
+    struct agw_tls_identity *core_id = NULL;
+    if (o->core_dtls)
+        ck_assert_int_eq(agw_tls_identity_generate("core.test", 30, &core_id), 0);
+    struct dc_endpoint_config cc = {.dtls = o->core_dtls,
+                                    .role = o->ue_server ? AGW_TLS_CLIENT : AGW_TLS_SERVER,
+                                    .identity = core_id,
+                                    .max_message_size = MAX_MESSAGE,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    ck_assert_int_eq(dc_endpoint_new(net, &cc, &s->core), 0);
+    uint16_t core_peer_port = dc_endpoint_port(s->core);
+    if (o->core_dtls)
+        fingerprint_text(core_id, core_fp, sizeof(core_fp));
+    const char *proto = o->core_dtls ? "UDP/DTLS/SCTP" : "UDP/SCTP";
+    char core_extra[256] = "";
+    if (o->core_dtls)
+        snprintf(core_extra, sizeof(core_extra),
+                 "a=fingerprint:%s\r\na=tls-id:core0001core0001core0001\r\n", core_fp);
+    snprintf(text, sizeof(text),
+             "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "%s webrtc-datachannel\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=application %u %s "
+             "webrtc-datachannel\r\na=setup:%s\r\na=sctp-port:5000\r\na=max-message-size:%u\r\n"
+             "%s%s}}}}}",
+             proto, core_peer_port, proto, o->ue_server ? "active" : "passive", MAX_MESSAGE,
+             core_extra, dcmap);
+    request_ok(text, s->core_reply, sizeof(s->core_reply));
+    s->ctx = (unsigned)harness_number_after(s->core_reply, "C=");
+    added_id(s->core_reply, s->core_id, sizeof(s->core_id));
+    s->core_port = (uint16_t)harness_number_after(s->core_reply, "m=application ");
+    struct sockaddr_in gw_core;
+    sockaddr_lo(s->core_port, &gw_core);
+    ck_assert_int_eq(dc_endpoint_connect(s->core, (struct sockaddr *)&gw_core, sizeof(gw_core)), 0);
+    if (o->core_dtls) {
+        struct agw_tls_fingerprint gw;
+        reply_fingerprint(s->core_reply, &gw);
+        ck_assert_int_eq(dc_endpoint_set_peer_fingerprints(s->core, &gw, 1), 0);
+        agw_tls_identity_unref(core_id);
+    }
+
+    /* The UE: its certificate, or another one when the test wants the fingerprint wrong. */
+    ck_assert_int_eq(agw_tls_identity_generate("ue.test", 30, &s->ue_id), 0);
+    struct agw_tls_identity *named = s->ue_id;
+    if (o->wrong_fingerprint)
+        ck_assert_int_eq(agw_tls_identity_generate("other.test", 30, &named), 0);
+    fingerprint_text(named, fp, sizeof(fp));
+    if (named != s->ue_id)
+        agw_tls_identity_unref(named);
+    struct dc_endpoint_config uc = {.dtls = true,
+                                    .role = o->ue_server ? AGW_TLS_SERVER : AGW_TLS_CLIENT,
+                                    .identity = s->ue_id,
+                                    .max_message_size = MAX_MESSAGE,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    ck_assert_int_eq(dc_endpoint_new(net, &uc, &s->ue), 0);
+    snprintf(text, sizeof(text),
+             "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 "
+             "127.0.0.1\r\nm=application %u UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:%s\r\n"
+             "a=fingerprint:%s\r\na=tls-id:ue000001ue000001ue000001\r\na=sctp-port:5000\r\n"
+             "a=max-message-size:%u\r\n%s}}},E=5{tlsc/fail}}}",
+             s->ctx, dc_endpoint_port(s->ue), o->ue_server ? "passive" : "active", fp, MAX_MESSAGE,
+             dcmap);
+    request_ok(text, s->access_reply, sizeof(s->access_reply));
+    added_id(s->access_reply, s->access_id, sizeof(s->access_id));
+    s->access_port = (uint16_t)harness_number_after(s->access_reply, "m=application ");
+    struct agw_tls_fingerprint gw;
+    reply_fingerprint(s->access_reply, &gw);
+    ck_assert_int_eq(dc_endpoint_set_peer_fingerprints(s->ue, &gw, 1), 0);
+    if (!o->ue_server) {
+        struct sockaddr_in a;
+        sockaddr_lo(s->access_port, &a);
+        ck_assert_int_eq(dc_endpoint_connect(s->ue, (struct sockaddr *)&a, sizeof(a)), 0);
+    }
+}
+
+static void session_wait_up(struct dc_session *s)
+{
+    int rc = dc_endpoint_wait_up(s->ue, WAIT_MS);
+    char why[128] = "";
+    dc_endpoint_failure(s->ue, why, sizeof(why));
+    ck_assert_msg(rc == 0, "UE not up: %d %s (log %s)", rc, why, log_path);
+    rc = dc_endpoint_wait_up(s->core, WAIT_MS);
+    dc_endpoint_failure(s->core, why, sizeof(why));
+    ck_assert_msg(rc == 0, "core peer not up: %d %s (log %s)", rc, why, log_path);
+}
+
+static void session_close(struct dc_session *s)
+{
+    char text[128], reply[4096], key[64];
+    snprintf(text, sizeof(text), "C=%u{S=*}", s->ctx);
+    request_ok(text, reply, sizeof(reply));
+    /* Both legs report the datagram bytes they carried. */
+    snprintf(key, sizeof(key), "S=%s{", s->access_id);
+    const char *access = strstr(reply, key);
+    ck_assert_msg(access != NULL, "no %s in %s", key, reply);
+    ck_assert_uint_gt(harness_number_after(access, "nt/or="), 0);
+    ck_assert_uint_gt(harness_number_after(access, "nt/os="), 0);
+    dc_endpoint_free(s->ue);
+    dc_endpoint_free(s->core);
+    agw_tls_identity_unref(s->ue_id);
+}
+
+/* The next event of one kind on ep (others are skipped), within WAIT_MS. */
+static void next_event(struct dc_endpoint *ep, enum dc_event_type type, struct dc_event *ev)
+{
+    uint64_t deadline = now_ms() + WAIT_MS;
+    while (now_ms() < deadline) {
+        int rc = dc_endpoint_next_event(ep, ev, (int)(deadline - now_ms()) + 1);
+        if (rc == -ETIMEDOUT)
+            break;
+        ck_assert_int_eq(rc, 0);
+        if (ev->type == type)
+            return;
+        dc_event_clear(ev);
+    }
+    ck_abort_msg("no event %d within %d ms (log %s)", type, WAIT_MS, log_path);
+}
+
+/* Opens a channel from `from`, sees it open at `to` with the same label and protocol, and
+ * returns the stream ids on both sides. */
+static void open_channel(struct dc_endpoint *from, struct dc_endpoint *to, uint8_t type,
+                         const char *label, const char *protocol, uint16_t *from_stream,
+                         uint16_t *to_stream)
+{
+    struct dc_channel_spec spec = {.channel_type = type, .label = label, .protocol = protocol};
+    ck_assert_int_eq(dc_endpoint_open_channel(from, &spec, from_stream), 0);
+    ck_assert_msg(dc_endpoint_wait_open(from, *from_stream, WAIT_MS) == 0,
+                  "channel %u not acknowledged (log %s)", *from_stream, log_path);
+    struct dc_event ev;
+    next_event(to, DC_EVENT_CHANNEL_OPEN, &ev);
+    ck_assert_str_eq(ev.label, label);
+    ck_assert_str_eq(ev.protocol, protocol);
+    ck_assert_uint_eq(ev.channel_type, type);
+    *to_stream = ev.stream;
+    dc_event_clear(&ev);
+}
+
+static uint8_t *pattern(size_t len, unsigned seed, bool text)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = text ? (uint8_t)('a' + (x >> 16) % 26) : (uint8_t)(x >> 16);
+    }
+    return p;
+}
+
+/* Sends a message of len bytes and checks that it arrives intact, as one message, on to_stream
+ * with the right PPID. */
+static void send_and_check(struct dc_endpoint *from, uint16_t from_stream, struct dc_endpoint *to,
+                           uint16_t to_stream, size_t len, bool binary, unsigned seed)
+{
+    uint8_t *msg = pattern(len, seed, !binary);
+    ck_assert_int_eq(dc_endpoint_send(from, from_stream, binary, msg, len, WAIT_MS), 0);
+    struct dc_event ev;
+    next_event(to, DC_EVENT_MESSAGE, &ev);
+    ck_assert_uint_eq(ev.stream, to_stream);
+    ck_assert_uint_eq(ev.len, len);
+    ck_assert(ev.binary == binary);
+    uint32_t ppid = len == 0 ? (binary ? DCEP_PPID_BINARY_EMPTY : DCEP_PPID_STRING_EMPTY)
+                             : (binary ? DCEP_PPID_BINARY : DCEP_PPID_STRING);
+    ck_assert_uint_eq(ev.ppid, ppid);
+    ck_assert_msg(len == 0 || memcmp(ev.data, msg, len) == 0, "message of %zu bytes corrupted",
+                  len);
+    dc_event_clear(&ev);
+    free(msg);
+}
+
+static const size_t sizes[] = {0, 1, 16384, 65536, MAX_MESSAGE};
+
+/* Messages of every size, text and binary, both ways over one channel pair. */
+static void exchange_all(struct dc_session *s, uint16_t ue_stream, uint16_t core_stream)
+{
+    unsigned seed = 1;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+        for (int binary = 0; binary < 2; binary++) {
+            send_and_check(s->ue, ue_stream, s->core, core_stream, sizes[i], binary, seed++);
+            send_and_check(s->core, core_stream, s->ue, ue_stream, sizes[i], binary, seed++);
+        }
+}
+
+/* ---- Cases ---- */
+
+/* e2DCe terminating flow, plaintext UDP/SCTP core: the Local carries what the P-CSCF needs, the
+ * UE's channel opens on the core with its label and protocol, messages cross both ways intact. */
+START_TEST(test_flow_plain_core)
+{
+    struct dc_session s;
+    struct session_opts o = {0};
+    session_open(&s, &o);
+    ck_assert_msg(strstr(s.access_reply, "a=setup:passive") != NULL, "%s", s.access_reply);
+    ck_assert_msg(strstr(s.access_reply, "a=tls-id:") != NULL, "%s", s.access_reply);
+    ck_assert_msg(strstr(s.access_reply, "a=sctp-port:5000") != NULL, "%s", s.access_reply);
+    ck_assert_msg(strstr(s.access_reply, "a=max-message-size:262144") != NULL, "%s",
+                  s.access_reply);
+    ck_assert_msg(strstr(s.core_reply, "a=tls-id:") == NULL, "%s", s.core_reply);
+    session_wait_up(&s);
+    uint16_t ue_stream, core_stream;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "chat", "msrp", &ue_stream, &core_stream);
+    ck_assert_uint_eq(ue_stream % 2, 0);       /* the UE is the DTLS client: even ids */
+    ck_assert_uint_eq(core_stream, ue_stream); /* relayed 1:1 */
+    exchange_all(&s, ue_stream, core_stream);
+    session_close(&s);
+}
+END_TEST
+
+/* A UDP/DTLS/SCTP core: the gateway is a second DTLS endpoint with its own fingerprint. Channels
+ * open both ways, an unordered one included. */
+START_TEST(test_flow_dtls_core)
+{
+    struct dc_session s;
+    struct session_opts o = {.core_dtls = true};
+    session_open(&s, &o);
+    ck_assert_msg(strstr(s.core_reply, "a=tls-id:") != NULL, "%s", s.core_reply);
+    session_wait_up(&s);
+    uint16_t ue_stream, core_stream;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "file", "", &ue_stream, &core_stream);
+    ck_assert_uint_eq(core_stream, ue_stream);
+    exchange_all(&s, ue_stream, core_stream);
+    /* From the core side now, unordered: the core peer is a DTLS server, odd ids. */
+    uint16_t core2, ue2;
+    open_channel(s.core, s.ue, DCEP_CHANNEL_RELIABLE_UNORDERED, "game", "x-game", &core2, &ue2);
+    ck_assert_uint_eq(core2 % 2, 1);
+    ck_assert_uint_eq(ue2, core2);
+    for (unsigned i = 0; i < 3; i++)
+        send_and_check(s.core, core2, s.ue, ue2, 1000, true, 100 + i);
+    session_close(&s);
+}
+END_TEST
+
+/* The UE as DTLS server (a=setup:passive in its SDP): the gateway dials it as the client. */
+START_TEST(test_flow_gateway_dtls_client)
+{
+    struct dc_session s;
+    struct session_opts o = {.ue_server = true};
+    session_open(&s, &o);
+    ck_assert_msg(strstr(s.access_reply, "a=setup:active") != NULL, "%s", s.access_reply);
+    session_wait_up(&s);
+    uint16_t ue_stream, core_stream;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "srv", "proto", &ue_stream, &core_stream);
+    ck_assert_uint_eq(ue_stream % 2, 1);
+    ck_assert_uint_eq(core_stream, ue_stream);
+    send_and_check(s.ue, ue_stream, s.core, core_stream, 4096, false, 7);
+    send_and_check(s.core, core_stream, s.ue, ue_stream, 4096, true, 8);
+    session_close(&s);
+}
+END_TEST
+
+/* A channel negotiated in SDP (a=dcmap, no DCEP) carries messages on its stream both ways. */
+START_TEST(test_dcmap_channel)
+{
+    struct dc_session s;
+    struct session_opts o = {.dcmap = "a=dcmap:10 label=\"neg\";ordered=true\r\n"};
+    session_open(&s, &o);
+    struct dc_channel_spec spec = {.negotiated = true, .stream = 10, .label = "neg"};
+    uint16_t st;
+    ck_assert_int_eq(dc_endpoint_open_channel(s.ue, &spec, &st), 0);
+    ck_assert_int_eq(dc_endpoint_open_channel(s.core, &spec, &st), 0);
+    session_wait_up(&s);
+    send_and_check(s.ue, 10, s.core, 10, 5000, false, 11);
+    send_and_check(s.core, 10, s.ue, 10, 70000, true, 12);
+    session_close(&s);
+}
+END_TEST
+
+/* Closing a channel (stream reset) on one side closes its relayed twin on the other. */
+START_TEST(test_channel_close)
+{
+    struct dc_session s;
+    struct session_opts o = {0};
+    session_open(&s, &o);
+    session_wait_up(&s);
+    uint16_t ue_stream, core_stream;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "a", "", &ue_stream, &core_stream);
+    send_and_check(s.ue, ue_stream, s.core, core_stream, 10, false, 1);
+    ck_assert_int_eq(dc_endpoint_close_channel(s.ue, ue_stream), 0);
+    struct dc_event ev;
+    next_event(s.core, DC_EVENT_CHANNEL_CLOSED, &ev);
+    ck_assert_uint_eq(ev.stream, core_stream);
+    dc_event_clear(&ev);
+    next_event(s.ue, DC_EVENT_CHANNEL_CLOSED, &ev);
+    ck_assert_uint_eq(ev.stream, ue_stream);
+    dc_event_clear(&ev);
+    /* A new channel afterwards still works. */
+    uint16_t ue2, core2;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "b", "", &ue2, &core2);
+    send_and_check(s.core, core2, s.ue, ue2, 100, false, 2);
+    session_close(&s);
+}
+END_TEST
+
+/* The UE presents a certificate the Remote does not name: refused with an alert, a Notify with
+ * the cause reaches the ALG, and nothing reaches the core. */
+START_TEST(test_wrong_fingerprint)
+{
+    struct dc_session s;
+    struct session_opts o = {.wrong_fingerprint = true};
+    session_open(&s, &o);
+    int rc = dc_endpoint_wait_up(s.ue, WAIT_MS);
+    ck_assert_msg(rc == -ECONNABORTED || rc == -EPIPE || rc == -ECONNRESET, "UE: %d (log %s)", rc,
+                  log_path);
+    const char *n = wait_notify(3000);
+    ck_assert_msg(strstr(n, "tlsc/fail{cause=\"fingerprint mismatch") != NULL, "Notify '%s' (%s)",
+                  n, log_path);
+    struct dc_event ev;
+    for (;;) {
+        rc = dc_endpoint_next_event(s.core, &ev, 500);
+        if (rc == -ETIMEDOUT)
+            break;
+        ck_assert_msg(ev.type != DC_EVENT_MESSAGE && ev.type != DC_EVENT_CHANNEL_OPEN,
+                      "something reached the core");
+        dc_event_clear(&ev);
+    }
+    session_close(&s);
+}
+END_TEST
+
+/* Datagrams from another address, garbage from it, and malformed DCEP from the UE: the session
+ * keeps serving. */
+START_TEST(test_hostile_input)
+{
+    struct dc_session s;
+    struct session_opts o = {0};
+    session_open(&s, &o);
+    session_wait_up(&s);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a;
+    sockaddr_lo(s.access_port, &a);
+    uint8_t junk[1500];
+    for (unsigned i = 0; i < 500; i++) {
+        for (size_t k = 0; k < sizeof(junk); k++)
+            junk[k] = (uint8_t)(i * 31 + k * 7);
+        junk[0] = (uint8_t)(i % 3 == 0 ? 22 : i % 3 == 1 ? 23 : 0x55); /* DTLS-looking or not */
+        sendto(fd, junk, 1 + i % sizeof(junk), 0, (struct sockaddr *)&a, sizeof(a));
+    }
+    close(fd);
+    harness_sleep_ms(1100); /* hostile-input log lines are limited per second and leg */
+    /* From the UE itself: malformed DCEP (truncated OPEN, unknown type, an OPEN on the gateway's
+     * parity) and data on a stream with no channel. Each is refused; the association lives. */
+    static const uint8_t truncated_open[] = {0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    static const uint8_t unknown_type[] = {0x07};
+    static const uint8_t valid_open[] = {0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                         0x00, 0x00, 0x01, 0x00, 0x00, 'x'};
+    ck_assert_int_eq(dc_endpoint_send_raw(s.ue, 20, 50, truncated_open, sizeof(truncated_open)), 0);
+    ck_assert_int_eq(dc_endpoint_send_raw(s.ue, 22, 50, unknown_type, sizeof(unknown_type)), 0);
+    ck_assert_int_eq(dc_endpoint_send_raw(s.ue, 21, 50, valid_open, sizeof(valid_open)), 0);
+    ck_assert_int_eq(dc_endpoint_send_raw(s.ue, 24, 51, "orphan", 6), 0);
+    uint16_t ue_stream, core_stream;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "after", "junk", &ue_stream, &core_stream);
+    send_and_check(s.ue, ue_stream, s.core, core_stream, 30000, true, 3);
+    send_and_check(s.core, core_stream, s.ue, ue_stream, 30000, true, 4);
+    ck_assert(harness_log_contains(log_path, "other than the Remote's"));
+    ck_assert(harness_log_contains(log_path, "malformed DCEP on stream 20"));
+    ck_assert(harness_log_contains(log_path, "malformed DCEP on stream 22"));
+    ck_assert(harness_log_contains(log_path, "DCEP OPEN on stream 21 refused"));
+    ck_assert(harness_log_contains(log_path, "message on stream 24, which has no channel"));
+    session_close(&s);
+}
+END_TEST
+
+/* A Modify whose Remote carries a new a=tls-id (RFC 8842) asks for a new association: the old
+ * one ends, the UE's new endpoint handshakes again and channels flow. */
+START_TEST(test_new_tls_id)
+{
+    struct dc_session s;
+    struct session_opts o = {0};
+    session_open(&s, &o);
+    session_wait_up(&s);
+    struct dc_endpoint *ue2;
+    struct dc_endpoint_config uc = {.dtls = true,
+                                    .role = AGW_TLS_CLIENT,
+                                    .identity = s.ue_id,
+                                    .max_message_size = MAX_MESSAGE,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    ck_assert_int_eq(dc_endpoint_new(net, &uc, &ue2), 0);
+    char fp[AGW_TLS_FINGERPRINT_TEXT_MAX], text[2048], reply[4096];
+    fingerprint_text(s.ue_id, fp, sizeof(fp));
+    snprintf(text, sizeof(text),
+             "C=%u{MF=%s{M{R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=application %u UDP/DTLS/SCTP "
+             "webrtc-datachannel\r\na=setup:active\r\na=fingerprint:%s\r\n"
+             "a=tls-id:ue000002ue000002ue000002\r\na=sctp-port:5000\r\n"
+             "a=max-message-size:%u\r\n}}}}",
+             s.ctx, s.access_id, dc_endpoint_port(ue2), fp, MAX_MESSAGE);
+    request_ok(text, reply, sizeof(reply));
+    /* The old association is gone... */
+    bool down = false;
+    for (int i = 0; i < 100 && !down; i++) {
+        struct dc_event ev;
+        if (dc_endpoint_next_event(s.ue, &ev, 50) == 0) {
+            down = ev.type == DC_EVENT_DOWN;
+            dc_event_clear(&ev);
+        }
+    }
+    ck_assert_msg(down, "the old association was not ended (log %s)", log_path);
+    ck_assert(harness_log_contains(log_path, "new association asked for"));
+    /* ...and the new one works. */
+    struct agw_tls_fingerprint gw;
+    reply_fingerprint(s.access_reply, &gw);
+    ck_assert_int_eq(dc_endpoint_set_peer_fingerprints(ue2, &gw, 1), 0);
+    struct sockaddr_in a;
+    sockaddr_lo(s.access_port, &a);
+    ck_assert_int_eq(dc_endpoint_connect(ue2, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_msg(dc_endpoint_wait_up(ue2, WAIT_MS) == 0, "new association not up (log %s)",
+                  log_path);
+    uint16_t us, cs;
+    open_channel(ue2, s.core, DCEP_CHANNEL_RELIABLE, "again", "", &us, &cs);
+    send_and_check(ue2, us, s.core, cs, 1234, false, 5);
+    send_and_check(s.core, cs, ue2, us, 4321, true, 6);
+    dc_endpoint_free(ue2);
+    session_close(&s);
+}
+END_TEST
+
+/* Many associations at once, each with a channel and traffic both ways. */
+START_TEST(test_many_sessions)
+{
+    enum { N = 200 };
+    struct dc_session *s = calloc(N, sizeof(*s));
+    struct session_opts o = {0};
+    for (unsigned i = 0; i < N; i++)
+        session_open(&s[i], &o);
+    for (unsigned i = 0; i < N; i++)
+        session_wait_up(&s[i]);
+    for (unsigned i = 0; i < N; i++) {
+        uint16_t us, cs;
+        open_channel(s[i].ue, s[i].core, DCEP_CHANNEL_RELIABLE, "m", "", &us, &cs);
+        send_and_check(s[i].ue, us, s[i].core, cs, 2000 + i, true, i);
+        send_and_check(s[i].core, cs, s[i].ue, us, 3000 + i, false, i);
+    }
+    for (unsigned i = 0; i < N; i++)
+        session_close(&s[i]);
+    free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("datachannel");
+    TCase *tc = tcase_create("e2dce");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_flow_plain_core);
+    tcase_add_test(tc, test_flow_dtls_core);
+    tcase_add_test(tc, test_flow_gateway_dtls_client);
+    tcase_add_test(tc, test_dcmap_channel);
+    tcase_add_test(tc, test_channel_close);
+    tcase_add_test(tc, test_wrong_fingerprint);
+    tcase_add_test(tc, test_hostile_input);
+    tcase_add_test(tc, test_new_tls_id);
+    suite_add_tcase(suite, tc);
+    TCase *many = tcase_create("many");
+    tcase_add_checked_fixture(many, setup, teardown);
+    tcase_set_timeout(many, 300);
+    tcase_add_test(many, test_many_sessions);
+    suite_add_tcase(suite, many);
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
