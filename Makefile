@@ -97,7 +97,8 @@ $(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/bench_bulk.o \
     $(1)/obj/tools/bench_ref.o $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
-$(1)/dc-peer: $(1)/obj/tools/dc-peer.o $(1)/obj/tools/dc_endpoint.o $(LIB_NAMES:%=$(1)/%)
+$(1)/dc-peer: $(1)/obj/tools/dc-peer.o $(1)/obj/tools/dc_endpoint.o $(1)/obj/agw/stun.o \
+    $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 $(1)/msrp-peer: $(1)/obj/tools/msrp-peer.o
@@ -142,12 +143,13 @@ $(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tests/
 
 # The data-channel tests play the UE and the core with tools/dc_endpoint.o (and the MGC).
 $(1)/tests/test_datachannel: $(1)/obj/tests/test_datachannel.o $(1)/obj/tests/harness.o \
-    $(1)/obj/tools/iq_client.o $(1)/obj/tools/dc_endpoint.o $(LIB_NAMES:%=$(1)/%)
+    $(1)/obj/tools/iq_client.o $(1)/obj/tools/dc_endpoint.o $(1)/obj/agw/stun.o \
+    $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 $(1)/tests/test_dc_endpoint: $(1)/obj/tests/test_dc_endpoint.o $(1)/obj/tools/dc_endpoint.o \
-    $(LIB_NAMES:%=$(1)/%)
+    $(1)/obj/agw/stun.o $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 

@@ -30,6 +30,8 @@
 #define AGW_SCTP_PORT_DEFAULT 5000
 #define AGW_DC_MAX_MESSAGE 262144 /* a=max-message-size the gateway announces */
 #define AGW_TLS_ID_MAX 64
+#define AGW_ICE_UFRAG_MAX 256 /* RFC 8839: 4 to 256 ice-chars */
+#define AGW_ICE_PWD_MAX 256
 
 /* An SDP-negotiated data channel (RFC 8864 a=dcmap): no DCEP on its stream. */
 struct agw_dcmap {
@@ -126,6 +128,11 @@ struct agw_term {
     char remote_tls_id[AGW_TLS_ID_MAX + 1];
     struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
     unsigned n_dcmaps;
+    /* ICE-lite: the gateway's credentials, made when a Local asked with a=ice-ufrag:$, and the
+     * far end's ufrag from the Remote (checked in the USERNAME of its binding requests). */
+    bool ice;
+    char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
+    char remote_ice_ufrag[AGW_ICE_UFRAG_MAX + 1];
     uint64_t added_ms;
     uint64_t octets_sent, octets_received; /* final figures, filled when the worker releases it */
     /* control.c: the leg's last report (enum agw_leg_state, enum agw_leg_cause when failed), for
@@ -216,6 +223,9 @@ struct agw_leg_conf {
     uint64_t remote_max_message_size;           /* 0: no limit */
     struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
     unsigned n_dcmaps;
+    bool ice; /* ICE-lite: only an address that passed a connectivity check may speak */
+    char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
+    char remote_ice_ufrag[AGW_ICE_UFRAG_MAX + 1];
 };
 
 void agw_leg_conf_free(struct agw_leg_conf *conf);

@@ -231,6 +231,10 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         conf->remote_max_message_size = t->remote_sctp_port ? t->remote_max_message_size : 65536;
         memcpy(conf->dcmaps, t->dcmaps, t->n_dcmaps * sizeof(t->dcmaps[0]));
         conf->n_dcmaps = t->n_dcmaps;
+        conf->ice = t->ice;
+        memcpy(conf->ice_ufrag, t->ice_ufrag, sizeof(conf->ice_ufrag));
+        memcpy(conf->ice_pwd, t->ice_pwd, sizeof(conf->ice_pwd));
+        memcpy(conf->remote_ice_ufrag, t->remote_ice_ufrag, sizeof(conf->remote_ice_ufrag));
         struct agw_op op = {.kind = AGW_OP_CONFIGURE, .key = t->key, .conf = conf};
         if (push_op(x, c->worker, &op) < 0) {
             agw_leg_conf_free(conf);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agw/stun.h"
 #include "sctp/assoc.h"
 #include "sctp/dcep.h"
 #include "tls/dtls.h"
@@ -17,6 +18,7 @@
 #define DC_MTU 1200           /* UDP payload bytes we emit */
 #define DC_HOSTILE_LOG_RATE 5 /* lines a second about one leg's hostile input */
 #define DC_PPID_CONTROL 50
+#define DC_CONSENT_MS 30000 /* RFC 7675: consent lasts 30 s after the last check */
 
 struct dc_channel {
     uint16_t stream;     /* on this leg */
@@ -27,6 +29,7 @@ struct dc_channel {
     bool may_reorder; /* unordered sends allowed: the ACK (or any message) came back */
     bool reset_sent;  /* our outgoing stream is reset */
     bool reset_seen;  /* the far end reset its outgoing stream */
+    bool reset_done;  /* our reset completed: with reset_seen, the stream id is free again */
 };
 
 /* One message (or DCEP OPEN) that the peer leg could not take yet: the source stops reading. */
@@ -57,6 +60,9 @@ struct dc_leg {
     uint32_t generation; /* conf->connection_generation this association belongs to */
     struct dc_held held;
     struct dc_channel *channels[DC_STREAMS];
+    uint64_t last_check_ms; /* ICE: the last connectivity check from the remote */
+    bool consent_expired;   /* ICE: no check for DC_CONSENT_MS: we stop sending */
+    bool nominated;         /* ICE: the remote is the address the peer nominated */
     uint64_t wire_in, wire_out, messages_in, messages_out, dropped;
     struct agw_log_limit log_limit;
 };
@@ -238,7 +244,7 @@ static void fail(struct dc_leg *l, const char *cause)
 
 static void send_datagram(struct dc_leg *l, const uint8_t *data, size_t len)
 {
-    if (!l->has_udp || !l->has_remote)
+    if (!l->has_udp || !l->has_remote || l->consent_expired)
         return;
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
     /* UDP: a datagram the socket cannot take now is lost, and DTLS or SCTP sends it again. */
@@ -504,21 +510,29 @@ static void handle_stream_closed(struct dc_leg *l, uint16_t stream)
         if (pch != NULL && !pch->reset_sent &&
             agw_sctp_assoc_reset_stream(p->assoc, pch->stream) == 0)
             pch->reset_sent = true;
-        if (pch != NULL && pch->reset_seen)
+        /* The pair is over: neither side's later reset may touch a channel that reuses the
+         * other's stream id. */
+        if (pch != NULL)
+            pch->peer_stream = -1;
+        if (pch != NULL && pch->reset_seen && pch->reset_done)
             channel_free(p, pch->stream);
         service(p);
     }
+    ch->peer_stream = -1;
     agw_log(AGW_LOG_INFO, "context %u term %s: channel %u closed", leg_context(l), leg_name(l),
             stream);
+    if (ch->reset_done)
+        channel_free(l, stream);
 }
 
 static void handle_reset_done(struct dc_leg *l, uint16_t stream)
 {
     struct dc_channel *ch = stream < DC_STREAMS ? l->channels[stream] : NULL;
-    if (ch != NULL && ch->reset_seen && ch->reset_sent)
+    if (ch == NULL)
+        return;
+    ch->reset_done = true;
+    if (ch->reset_seen)
         channel_free(l, stream);
-    else if (ch != NULL && ch->peer_stream < 0 && !ch->negotiated)
-        channel_free(l, stream); /* refused by us */
 }
 
 /* ---- SCTP events ---- */
@@ -792,6 +806,13 @@ static void on_tick(uv_timer_t *t)
                 continue;
             }
         }
+        if (l->conf != NULL && l->conf->ice && l->has_remote && !l->consent_expired &&
+            now - l->last_check_ms > DC_CONSENT_MS) {
+            l->consent_expired = true;
+            agw_log(AGW_LOG_WARN, "context %u term %s: ICE consent expired: sending stopped",
+                    leg_context(l), leg_name(l));
+            post(l, AGW_LEG_FAILED, "ICE consent expired");
+        }
         bool waiting = (l->dtls != NULL && !l->verified) || (l->assoc != NULL && !l->up);
         if (waiting && !l->failed && l->conf != NULL && l->conf->handshake_timeout_ms > 0 &&
             now - l->started_ms > l->conf->handshake_timeout_ms) {
@@ -827,6 +848,72 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)l->d->rbuf, sizeof(l->d->rbuf));
 }
 
+static void set_remote(struct dc_leg *l, const struct sockaddr *from)
+{
+    memset(&l->remote, 0, sizeof(l->remote));
+    memcpy(&l->remote, from,
+           from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    l->has_remote = true;
+}
+
+/* ICE-lite: answers a binding request; an address that passes the check may speak (the one the
+ * peer nominates wins), and each check renews consent (RFC 7675). */
+static void handle_stun(struct dc_leg *l, const uint8_t *p, size_t len, const struct sockaddr *from)
+{
+    struct agw_stun_request req;
+    uint16_t unknown[AGW_STUN_MAX_UNKNOWN];
+    size_t n_unknown = 0;
+    const char *remote_ufrag = l->conf->remote_ice_ufrag[0] ? l->conf->remote_ice_ufrag : NULL;
+    int rc = agw_stun_check_request(p, len, l->conf->ice_ufrag, l->conf->ice_pwd, remote_ufrag,
+                                    &req, unknown, &n_unknown);
+    uint8_t out[512];
+    size_t out_len = 0;
+    if (rc < 0) {
+        l->dropped++;
+        if (hostile_log_allowed(l))
+            agw_log(AGW_LOG_WARN, "context %u term %s: STUN message dropped: %s", leg_context(l),
+                    leg_name(l), strerror(-rc));
+        return;
+    }
+    if (rc > 0) {
+        if (hostile_log_allowed(l))
+            agw_log(AGW_LOG_WARN, "context %u term %s: STUN binding request refused with %d",
+                    leg_context(l), leg_name(l), rc);
+        if (agw_stun_build_error(req.tid, (unsigned)rc, NULL,
+                                 req.authenticated ? l->conf->ice_pwd : NULL, unknown, n_unknown,
+                                 out, sizeof(out), &out_len) < 0)
+            return;
+    } else if (agw_stun_build_success(req.tid, from, l->conf->ice_pwd, out, sizeof(out), &out_len) <
+               0) {
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)out, (unsigned)out_len);
+    if (uv_udp_try_send(&l->udp, &b, 1, from) >= 0)
+        l->wire_out += out_len;
+    if (rc != 0)
+        return;
+    bool same = l->has_remote && same_addr(&l->remote, from);
+    if (!l->has_remote || (!same && req.use_candidate && !l->nominated)) {
+        if (l->has_remote && (l->dtls != NULL || l->assoc != NULL))
+            end_association(l, false); /* DTLS runs with the nominated address only */
+        set_remote(l, from);
+        agw_log(AGW_LOG_INFO, "context %u term %s: ICE check passed, remote selected",
+                leg_context(l), leg_name(l));
+        same = true;
+    }
+    if (!same)
+        return;
+    l->nominated |= req.use_candidate;
+    l->last_check_ms = uv_now(l->d->loop);
+    if (l->consent_expired) {
+        agw_log(AGW_LOG_INFO, "context %u term %s: ICE consent renewed", leg_context(l),
+                leg_name(l));
+        l->consent_expired = false;
+    }
+    start_session(l);
+    service(l);
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
                     unsigned flags)
 {
@@ -834,6 +921,12 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     struct dc_leg *l = h->data;
     if (nread <= 0 || from == NULL || l->released || l->conf == NULL || l->failed)
         return;
+    if (l->conf->ice && agw_stun_is_stun((const uint8_t *)buf->base, (size_t)nread)) {
+        l->wire_in += (uint64_t)nread;
+        handle_stun(l, (const uint8_t *)buf->base, (size_t)nread, from);
+        update_tick(l->d);
+        return;
+    }
     /* Only the far end the Remote named may speak; before a Remote, the first to speak is it. */
     if (l->has_remote && !same_addr(&l->remote, from)) {
         l->dropped++;
@@ -845,10 +938,11 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     if (!l->has_remote) {
-        memcpy(&l->remote, from,
-               from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                           : sizeof(struct sockaddr_in));
-        l->has_remote = true;
+        if (l->conf->ice) {
+            l->dropped++; /* with ICE, only an address that passed a check may speak */
+            return;
+        }
+        set_remote(l, from);
         start_session(l);
     }
     l->wire_in += (uint64_t)nread;
@@ -961,7 +1055,7 @@ void agw_dc_configure(struct agw_dc *d, struct agw_leg_conf *conf)
         if (was_up && p != NULL)
             close_relayed_channels(p);
     }
-    if (conf->has_remote) {
+    if (conf->has_remote && !conf->ice) {
         if (l->has_remote && !same_addr(&l->remote, (const struct sockaddr *)&conf->remote) &&
             (l->dtls != NULL || l->assoc != NULL)) {
             /* Someone else spoke first: the Remote's address is the one to talk to. */

@@ -1,5 +1,6 @@
 /* The Iq SDP profile (DESIGN.md §5) applied to terminations, and the packages we support. */
 #include "agw/agw.h"
+#include "agw/stun.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -220,9 +221,16 @@ static void take_dcmaps(struct agw_term *t, const struct sdp_media *media)
         t->n_dcmaps = n;
 }
 
-/* a=sctp-port, a=max-message-size, a=tls-id and a=dcmap of the far end's data-channel SDP. */
-static void take_datachannel_attrs(struct agw_term *t, const struct sdp_media *media)
+/* a=sctp-port, a=max-message-size, a=tls-id, a=dcmap and a=ice-ufrag of the far end's
+ * data-channel SDP. */
+static void take_datachannel_attrs(struct agw_term *t, const struct sdp_session *s,
+                                   const struct sdp_media *media)
 {
+    const struct sdp_attr *ufrag = sdp_attr_find(media->attrs, SDP_ATTR_ICE_UFRAG);
+    if (ufrag == NULL)
+        ufrag = sdp_attr_find(s->attrs, SDP_ATTR_ICE_UFRAG);
+    if (ufrag != NULL && ufrag->value != NULL)
+        snprintf(t->remote_ice_ufrag, sizeof(t->remote_ice_ufrag), "%s", ufrag->value);
     const struct sdp_attr *port = sdp_attr_find(media->attrs, SDP_ATTR_SCTP_PORT);
     t->remote_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
     t->remote_max_message_size = sdp_media_max_message_size(media);
@@ -269,7 +277,7 @@ int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
             }
         }
         if (t->datagram)
-            take_datachannel_attrs(t, media);
+            take_datachannel_attrs(t, s, media);
         if (store_text(&t->remote_sdp, &t->remote_len, text, len) < 0)
             rc = agw_status_set(st, 510, "out of memory");
     }
@@ -351,6 +359,42 @@ static const char *setup_word(const struct agw_term *t)
     return "actpass";
 }
 
+/* ICE-lite (RFC 8445 §2.5): a=ice-ufrag:$ / a=ice-pwd:$ in a Local ask for the gateway's
+ * credentials; the reply then carries them, a=ice-lite and the host candidate. The credentials
+ * are made once per termination: later Locals return the same ones. */
+static int fill_ice(struct sdp_session *s, struct sdp_media *media, struct agw_term *t,
+                    struct agw_status *st)
+{
+    const struct sdp_attr *ufrag = sdp_attr_find(media->attrs, SDP_ATTR_ICE_UFRAG);
+    const struct sdp_attr *pwd = sdp_attr_find(media->attrs, SDP_ATTR_ICE_PWD);
+    bool choose = (ufrag != NULL && ufrag->value != NULL && strcmp(ufrag->value, "$") == 0) ||
+                  (pwd != NULL && pwd->value != NULL && strcmp(pwd->value, "$") == 0);
+    if (!choose && !t->ice)
+        return 0;
+    if (!t->ice) {
+        char u[AGW_STUN_UFRAG_LEN + 1], p[AGW_STUN_PWD_LEN + 1];
+        if (agw_stun_random_credentials(u, p) < 0)
+            return agw_status_set(st, 510, "no randomness for ICE credentials");
+        snprintf(t->ice_ufrag, sizeof(t->ice_ufrag), "%s", u);
+        snprintf(t->ice_pwd, sizeof(t->ice_pwd), "%s", p);
+        t->ice = true;
+    }
+    if (ufrag != NULL)
+        sdp_attr_remove(s, media, ufrag);
+    if (pwd != NULL)
+        sdp_attr_remove(s, media, pwd);
+    char candidate[128];
+    snprintf(candidate, sizeof(candidate), "1 1 UDP 2130706431 %s %u typ host", t->realm->addr_text,
+             t->port);
+    if ((sdp_attr_find(s->attrs, SDP_ATTR_ICE_LITE) == NULL &&
+         sdp_attr_add(s, NULL, "ice-lite", NULL, NULL) < 0) ||
+        sdp_attr_add(s, media, "ice-ufrag", t->ice_ufrag, NULL) < 0 ||
+        sdp_attr_add(s, media, "ice-pwd", t->ice_pwd, NULL) < 0 ||
+        sdp_attr_add(s, media, "candidate", candidate, NULL) < 0)
+        return agw_status_set(st, 500, "cannot add the ICE attributes");
+    return 0;
+}
+
 /* The gateway's a=sctp-port and a=max-message-size (RFC 8841) unless the ALG set them. */
 static int fill_datachannel_attrs(struct sdp_session *s, struct sdp_media *media,
                                   struct agw_term *t, struct agw_status *st)
@@ -370,7 +414,7 @@ static int fill_datachannel_attrs(struct sdp_session *s, struct sdp_media *media
     }
     if (t->remote_sdp == NULL)
         take_dcmaps(t, media);
-    return 0;
+    return fill_ice(s, media, t, st);
 }
 
 int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char *text, size_t len,

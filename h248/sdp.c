@@ -527,9 +527,17 @@ static int p_max_message_size(struct ctx *c, struct sdp_attr *a, struct span v)
     return 0;
 }
 
+/* "$" (CHOOSE) asks the gateway for its own ICE credentials, as a=fingerprint:$ does. */
+static bool is_choose(struct span v)
+{
+    return v.n == 1 && v.p[0] == '$';
+}
+
 static int p_ice_ufrag(struct ctx *c, struct sdp_attr *a, struct span v)
 {
     (void)a;
+    if (is_choose(v))
+        return 0;
     if (v.n < 4 || v.n > 256 || !all_of(v, ice_char))
         return fail(c, -EINVAL, v.p, "a=ice-ufrag: need 4 to 256 ice-chars");
     return 0;
@@ -538,6 +546,8 @@ static int p_ice_ufrag(struct ctx *c, struct sdp_attr *a, struct span v)
 static int p_ice_pwd(struct ctx *c, struct sdp_attr *a, struct span v)
 {
     (void)a;
+    if (is_choose(v))
+        return 0;
     if (v.n < 22 || v.n > 256 || !all_of(v, ice_char))
         return fail(c, -EINVAL, v.p, "a=ice-pwd: need 22 to 256 ice-chars");
     return 0;

@@ -1,6 +1,8 @@
 /* Check suite: e2DCe data channels end to end through the real daemon: a DTLS+SCTP UE on the
  * access side, a plaintext UDP/SCTP or a UDP/DTLS/SCTP core peer, channels opened both ways (DCEP
  * and a=dcmap), every message compared at the far end, closes, refusals and hostile input. */
+#define _GNU_SOURCE /* memmem */
+#include "agw/stun.h"
 #include "h248/h248.h"
 #include "sctp/dcep.h"
 #include "tests/harness.h"
@@ -172,7 +174,23 @@ struct session_opts {
     bool ue_server;         /* the UE is the DTLS server (a=setup:passive): the gateway dials */
     bool wrong_fingerprint; /* the Remote names another certificate than the UE's */
     const char *dcmap;      /* a=dcmap lines for both Remotes, or NULL */
+    bool ice;               /* ICE-lite at the access leg: the UE checks before DTLS */
 };
+
+#define UE_ICE_UFRAG "ueFrag01"
+#define UE_ICE_PWD "uePasswordUePassword0123"
+
+/* The value of attribute name ("a=ice-pwd:") in a reply, copied into out. */
+static void reply_attr(const char *reply, const char *name, char *out, size_t cap)
+{
+    const char *p = strstr(reply, name);
+    ck_assert_msg(p != NULL, "no %s in %s", name, reply);
+    p += strlen(name);
+    size_t n = strcspn(p, "\r\n}");
+    ck_assert_uint_lt(n, cap);
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
 
 static void sockaddr_lo(uint16_t port, struct sockaddr_in *a)
 {
@@ -247,16 +265,30 @@ static void session_open(struct dc_session *s, const struct session_opts *o)
                                     .identity = s->ue_id,
                                     .max_message_size = MAX_MESSAGE,
                                     .peer_max_message_size = MAX_MESSAGE};
-    ck_assert_int_eq(dc_endpoint_new(net, &uc, &s->ue), 0);
+    /* With ICE the Remote's address does not matter (the checks decide): the UE is made after
+     * the reply, which carries the credentials it checks with. */
+    if (!o->ice)
+        ck_assert_int_eq(dc_endpoint_new(net, &uc, &s->ue), 0);
     snprintf(text, sizeof(text),
              "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
-             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 "
+             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\n%s},R{v=0\r\nc=IN IP4 "
              "127.0.0.1\r\nm=application %u UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:%s\r\n"
              "a=fingerprint:%s\r\na=tls-id:ue000001ue000001ue000001\r\na=sctp-port:5000\r\n"
-             "a=max-message-size:%u\r\n%s}}},E=5{tlsc/fail}}}",
-             s->ctx, dc_endpoint_port(s->ue), o->ue_server ? "passive" : "active", fp, MAX_MESSAGE,
-             dcmap);
+             "a=max-message-size:%u\r\n%s%s}}},E=5{tlsc/fail}}}",
+             s->ctx, o->ice ? "a=ice-ufrag:$\r\na=ice-pwd:$\r\n" : "",
+             o->ice ? 9 : dc_endpoint_port(s->ue), o->ue_server ? "passive" : "active", fp,
+             MAX_MESSAGE,
+             o->ice ? "a=ice-ufrag:" UE_ICE_UFRAG "\r\na=ice-pwd:" UE_ICE_PWD "\r\n" : "", dcmap);
     request_ok(text, s->access_reply, sizeof(s->access_reply));
+    if (o->ice) {
+        char ufrag[64], pwd[64];
+        reply_attr(s->access_reply, "a=ice-ufrag:", ufrag, sizeof(ufrag));
+        reply_attr(s->access_reply, "a=ice-pwd:", pwd, sizeof(pwd));
+        uc.ice_peer_ufrag = ufrag;
+        uc.ice_peer_pwd = pwd;
+        uc.ice_ufrag = UE_ICE_UFRAG;
+        ck_assert_int_eq(dc_endpoint_new(net, &uc, &s->ue), 0);
+    }
     added_id(s->access_reply, s->access_id, sizeof(s->access_id));
     s->access_port = (uint16_t)harness_number_after(s->access_reply, "m=application ");
     struct agw_tls_fingerprint gw;
@@ -555,6 +587,71 @@ START_TEST(test_hostile_input)
 }
 END_TEST
 
+/* ICE-lite: the Local asks for the gateway's credentials with $; the reply carries them with
+ * a=ice-lite and the host candidate; the UE's checks pass, DTLS follows from the checked address,
+ * and data flows. Checks with a wrong password get 401; an unchecked address is not heard. */
+START_TEST(test_ice_lite)
+{
+    struct dc_session s;
+    struct session_opts o = {.ice = true};
+    session_open(&s, &o);
+    ck_assert_msg(strstr(s.access_reply, "a=ice-lite") != NULL, "%s", s.access_reply);
+    char cand[128], expect[64];
+    reply_attr(s.access_reply, "a=candidate:", cand, sizeof(cand));
+    snprintf(expect, sizeof(expect), "127.0.0.1 %u typ host", s.access_port);
+    ck_assert_msg(strstr(cand, expect) != NULL, "candidate '%s'", cand);
+    char ufrag[64], pwd[64];
+    reply_attr(s.access_reply, "a=ice-ufrag:", ufrag, sizeof(ufrag));
+    reply_attr(s.access_reply, "a=ice-pwd:", pwd, sizeof(pwd));
+    ck_assert_uint_ge(strlen(ufrag), 4);
+    ck_assert_uint_ge(strlen(pwd), 22);
+    session_wait_up(&s);
+    uint16_t us, cs;
+    open_channel(s.ue, s.core, DCEP_CHANNEL_RELIABLE, "ice", "", &us, &cs);
+    send_and_check(s.ue, us, s.core, cs, 20000, true, 1);
+    send_and_check(s.core, cs, s.ue, us, 20000, false, 2);
+
+    /* Another address: a check with the wrong password is answered 401, one with the right
+     * password succeeds (and reports that address) without taking the session over. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in gw, me;
+    sockaddr_lo(s.access_port, &gw);
+    sockaddr_lo(0, &me);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    socklen_t me_len = sizeof(me);
+    getsockname(fd, (struct sockaddr *)&me, &me_len);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char user[128];
+    snprintf(user, sizeof(user), "%s:%s", ufrag, UE_ICE_UFRAG);
+    struct agw_stun_request req = {
+        .controlling = true, .priority = 1, .username = user, .username_len = strlen(user)};
+    memcpy(req.tid, "tidtidtidtid", 12);
+    uint8_t msg[512], answer[512];
+    size_t len;
+    ck_assert_int_eq(
+        agw_stun_build_request(&req, "wrongPasswordWrongPassword", msg, sizeof(msg), &len), 0);
+    sendto(fd, msg, len, 0, (struct sockaddr *)&gw, sizeof(gw));
+    ssize_t n = recv(fd, answer, sizeof(answer), 0);
+    ck_assert_int_ge(n, 20);
+    ck_assert_uint_eq((answer[0] << 8) | answer[1], 0x0111); /* binding error response */
+    ck_assert_msg(memmem(answer, (size_t)n, "\x00\x00\x04\x01", 4) != NULL, "no 401 in the error");
+    ck_assert_int_eq(agw_stun_build_request(&req, pwd, msg, sizeof(msg), &len), 0);
+    sendto(fd, msg, len, 0, (struct sockaddr *)&gw, sizeof(gw));
+    n = recv(fd, answer, sizeof(answer), 0);
+    ck_assert_int_ge(n, 20);
+    uint8_t tid[12];
+    struct sockaddr_storage mapped;
+    ck_assert_int_eq(agw_stun_parse_success(answer, (size_t)n, pwd, tid, &mapped), 0);
+    ck_assert_uint_eq(((struct sockaddr_in *)&mapped)->sin_port, me.sin_port);
+    /* Media from that address is not heard; the UE's session goes on. */
+    sendto(fd, "\x16\xfe\xfd junk", 10, 0, (struct sockaddr *)&gw, sizeof(gw));
+    close(fd);
+    send_and_check(s.ue, us, s.core, cs, 3000, true, 3);
+    session_close(&s);
+}
+END_TEST
+
 /* A Modify whose Remote carries a new a=tls-id (RFC 8842) asks for a new association: the old
  * one ends, the UE's new endpoint handshakes again and channels flow. */
 START_TEST(test_new_tls_id)
@@ -644,6 +741,7 @@ int main(void)
     tcase_add_test(tc, test_wrong_fingerprint);
     tcase_add_test(tc, test_hostile_input);
     tcase_add_test(tc, test_new_tls_id);
+    tcase_add_test(tc, test_ice_lite);
     suite_add_tcase(suite, tc);
     TCase *many = tcase_create("many");
     tcase_add_checked_fixture(many, setup, teardown);

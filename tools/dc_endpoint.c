@@ -1,5 +1,7 @@
 /* Data-channel endpoints for tests and tools: one thread runs UDP, DTLS, usrsctp and DCEP. */
 #include "tools/dc_endpoint.h"
+
+#include "agw/stun.h"
 #include "sctp/assoc.h"
 #include "sctp/dcep.h"
 #include "tls/dtls.h"
@@ -68,6 +70,11 @@ struct dc_endpoint {
     struct agw_dtls_session *dtls_s;
     struct agw_sctp_assoc *assoc;
     uint16_t streams; /* usable stream ids once up */
+    /* ICE (controlling full agent toward an ICE-lite peer): the peer's credentials and ours */
+    bool ice, ice_ok;
+    char ice_peer_ufrag[AGW_ICE_TEXT_MAX + 1], ice_peer_pwd[AGW_ICE_TEXT_MAX + 1];
+    char ice_ufrag[AGW_ICE_TEXT_MAX + 1];
+    uint64_t ice_next_ms;
     bool ctrl_pending;
     struct dc_endpoint_stats st;
     /* mu */
@@ -111,6 +118,9 @@ struct dc_net {
     uint64_t last_tick;              /* net */
     uint8_t buf[DATAGRAM_MAX];       /* net */
 };
+
+#define ICE_CHECK_MS 50     /* between connectivity checks until one succeeds */
+#define ICE_CONSENT_MS 2000 /* between consent checks afterwards (RFC 7675 asks for 4 to 6 s) */
 
 static atomic_bool net_running;
 
@@ -570,6 +580,47 @@ static void check_dtls(struct dc_endpoint *ep)
     }
 }
 
+static int start_dtls(struct dc_endpoint *ep);
+
+/* A binding request to the remote: checks until one succeeds, then consent checks. */
+static void send_check(struct dc_endpoint *ep)
+{
+    struct agw_stun_request req = {.use_candidate = true,
+                                   .controlling = true,
+                                   .priority = 2130706431u,
+                                   .tie_breaker = 0x1234567890abcdefull};
+    char user[2 * AGW_ICE_TEXT_MAX + 2];
+    int n = snprintf(user, sizeof(user), "%s:%s", ep->ice_peer_ufrag, ep->ice_ufrag);
+    req.username = user;
+    req.username_len = (size_t)n;
+    for (size_t i = 0; i < sizeof(req.tid); i++)
+        req.tid[i] = (uint8_t)rand();
+    uint8_t buf[512];
+    size_t len;
+    if (agw_stun_build_request(&req, ep->ice_peer_pwd, buf, sizeof(buf), &len) == 0)
+        send_udp(ep, buf, len);
+    ep->ice_next_ms = now_ms() + (ep->ice_ok ? ICE_CONSENT_MS : ICE_CHECK_MS);
+}
+
+/* A STUN answer from the remote: the first verified success opens the way to DTLS. */
+static void on_stun(struct dc_endpoint *ep, const uint8_t *data, size_t len)
+{
+    uint8_t tid[AGW_STUN_TID_LEN];
+    struct sockaddr_storage mapped;
+    if (agw_stun_parse_success(data, len, ep->ice_peer_pwd, tid, &mapped) != 0) {
+        ep->st.datagrams_dropped++;
+        return;
+    }
+    if (ep->ice_ok)
+        return;
+    ep->ice_ok = true;
+    if (!ep->dtls) {
+        start_sctp(ep);
+    } else if (ep->dtls_s == NULL && start_dtls(ep) != 0) {
+        set_failure(ep, -EIO, "cannot start DTLS");
+    }
+}
+
 static int start_dtls(struct dc_endpoint *ep)
 {
     int rc = agw_dtls_session_new(ep->net->dtls_ctx, ep->id, ep->role, 0, &ep->dtls_s);
@@ -637,6 +688,11 @@ static void read_socket(struct dc_endpoint *ep)
         }
         if (!ep->has_remote || !same_addr(&from, &ep->remote) || n == 0) {
             ep->st.datagrams_dropped++;
+            continue;
+        }
+        if (ep->ice && agw_stun_is_stun(buf, (size_t)n)) {
+            on_stun(ep, buf, (size_t)n);
+            pump(ep);
             continue;
         }
         /* on_datagram reuses buf for decrypted records, which are never longer. */
@@ -787,6 +843,10 @@ static int cmd_connect(struct dc_endpoint *ep, struct cmd *c)
     ep->remote = to;
     ep->remote_len = len;
     ep->has_remote = true;
+    if (ep->ice) {
+        send_check(ep); /* DTLS (or SCTP) starts once a check succeeded */
+        return 0;
+    }
     if (!ep->dtls) {
         start_sctp(ep);
         return 0;
@@ -909,6 +969,8 @@ static void run_timers(struct dc_net *n)
         n->last_tick = now;
     }
     for (struct dc_endpoint *ep = n->eps; ep != NULL; ep = ep->next) {
+        if (ep->ice && ep->has_remote && ep->error == 0 && now >= ep->ice_next_ms)
+            send_check(ep);
         if (ep->dtls_s != NULL && agw_dtls_session_timeout_ms(ep->dtls_s) == 0) {
             (void)agw_dtls_session_handle_timeout(ep->dtls_s);
             check_dtls(ep);
@@ -928,6 +990,12 @@ static int poll_timeout(struct dc_net *n)
         int t = ep->dtls_s != NULL ? agw_dtls_session_timeout_ms(ep->dtls_s) : -1;
         if (t >= 0 && (timeout < 0 || t < timeout))
             timeout = t;
+        if (ep->ice && ep->has_remote) {
+            uint64_t now = now_ms();
+            int ice_t = ep->ice_next_ms > now ? (int)(ep->ice_next_ms - now) : 0;
+            if (timeout < 0 || ice_t < timeout)
+                timeout = ice_t;
+        }
     }
     return timeout;
 }
@@ -1146,6 +1214,13 @@ int dc_endpoint_new(struct dc_net *n, const struct dc_endpoint_config *cfg,
     ep->peer_max_message_size =
         cfg->peer_max_message_size ? cfg->peer_max_message_size : DC_PEER_MAX_MESSAGE_SIZE;
     ep->ev_max = cfg->event_queue_max ? cfg->event_queue_max : DC_EVENT_QUEUE_MAX;
+    if (cfg->ice_peer_ufrag != NULL && cfg->ice_peer_pwd != NULL) {
+        ep->ice = true;
+        snprintf(ep->ice_peer_ufrag, sizeof(ep->ice_peer_ufrag), "%s", cfg->ice_peer_ufrag);
+        snprintf(ep->ice_peer_pwd, sizeof(ep->ice_peer_pwd), "%s", cfg->ice_peer_pwd);
+        snprintf(ep->ice_ufrag, sizeof(ep->ice_ufrag), "%s",
+                 cfg->ice_ufrag != NULL ? cfg->ice_ufrag : "dcpeer");
+    }
     ep->n_ch = agw_sctp_default_limits.streams;
     ep->ch = calloc(ep->n_ch, sizeof(*ep->ch));
     int rc = ep->ch != NULL ? open_socket(ep, cfg) : -ENOMEM;

@@ -27,6 +27,7 @@ void dc_net_stop(struct dc_net *n);
 #define DC_SCTP_PORT 5000              /* a=sctp-port when none is given */
 #define DC_MAX_MESSAGE_SIZE 262144     /* ours, when none is given */
 #define DC_PEER_MAX_MESSAGE_SIZE 65536 /* RFC 8841 §6: what a=max-message-size absent means */
+#define AGW_ICE_TEXT_MAX 256
 #define DC_EVENT_QUEUE_MAX (64u << 20) /* message bytes queued before reading stops */
 
 /* Zeroed fields take the defaults. Borrowed for the duration of dc_endpoint_new. */
@@ -43,6 +44,10 @@ struct dc_endpoint_config {
     size_t peer_max_message_size;       /* theirs; SIZE_MAX for a=max-message-size:0 */
     size_t event_queue_max;             /* message bytes queued for next_event before reading stops
                                            (backpressure to the peer); 0: DC_EVENT_QUEUE_MAX */
+    /* ICE toward an ICE-lite peer (the gateway): its a=ice-ufrag/a=ice-pwd (both set: ICE on;
+       connect then sends binding requests, and DTLS starts once one succeeded) and our ufrag
+       (NULL: "dcpeer"). Copied; at most AGW_ICE_TEXT_MAX characters each. */
+    const char *ice_peer_ufrag, *ice_peer_pwd, *ice_ufrag;
 };
 
 struct dc_endpoint;
