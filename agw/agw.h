@@ -30,8 +30,11 @@
 #define AGW_SCTP_PORT_DEFAULT 5000
 #define AGW_DC_MAX_MESSAGE 262144 /* a=max-message-size the gateway announces */
 #define AGW_TLS_ID_MAX 64
-#define AGW_ICE_UFRAG_MAX 256 /* RFC 8839: 4 to 256 ice-chars */
-#define AGW_ICE_PWD_MAX 256
+/* ICE credentials kept: ours are made short (agw/stun.h); a far end's ufrag longer than
+ * AGW_ICE_REMOTE_UFRAG_MAX is not matched in USERNAME (MESSAGE-INTEGRITY still authenticates). */
+#define AGW_ICE_UFRAG_MAX 32
+#define AGW_ICE_PWD_MAX 64
+#define AGW_ICE_REMOTE_UFRAG_MAX 64
 
 /* An SDP-negotiated data channel (RFC 8864 a=dcmap): no DCEP on its stream. */
 struct agw_dcmap {
@@ -132,7 +135,7 @@ struct agw_term {
      * far end's ufrag from the Remote (checked in the USERNAME of its binding requests). */
     bool ice;
     char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
-    char remote_ice_ufrag[AGW_ICE_UFRAG_MAX + 1];
+    char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
     uint64_t added_ms;
     uint64_t octets_sent, octets_received; /* final figures, filled when the worker releases it */
     /* control.c: the leg's last report (enum agw_leg_state, enum agw_leg_cause when failed), for
@@ -225,7 +228,7 @@ struct agw_leg_conf {
     unsigned n_dcmaps;
     bool ice; /* ICE-lite: only an address that passed a connectivity check may speak */
     char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
-    char remote_ice_ufrag[AGW_ICE_UFRAG_MAX + 1];
+    char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
 };
 
 void agw_leg_conf_free(struct agw_leg_conf *conf);

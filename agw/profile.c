@@ -229,7 +229,8 @@ static void take_datachannel_attrs(struct agw_term *t, const struct sdp_session 
     const struct sdp_attr *ufrag = sdp_attr_find(media->attrs, SDP_ATTR_ICE_UFRAG);
     if (ufrag == NULL)
         ufrag = sdp_attr_find(s->attrs, SDP_ATTR_ICE_UFRAG);
-    if (ufrag != NULL && ufrag->value != NULL)
+    t->remote_ice_ufrag[0] = '\0';
+    if (ufrag != NULL && ufrag->value != NULL && strlen(ufrag->value) < sizeof(t->remote_ice_ufrag))
         snprintf(t->remote_ice_ufrag, sizeof(t->remote_ice_ufrag), "%s", ufrag->value);
     const struct sdp_attr *port = sdp_attr_find(media->attrs, SDP_ATTR_SCTP_PORT);
     t->remote_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
