@@ -144,7 +144,7 @@ $(1)/tests/test_relay_faults: $(1)/obj/tests/test_relay_faults.o $(1)/obj/tests/
 # The data-channel tests play the UE and the core with tools/dc_endpoint.o (and the MGC).
 $(1)/tests/test_datachannel: $(1)/obj/tests/test_datachannel.o $(1)/obj/tests/harness.o \
     $(1)/obj/tools/iq_client.o $(1)/obj/tools/dc_endpoint.o $(1)/obj/agw/stun.o \
-    $(LIB_NAMES:%=$(1)/%)
+    $(1)/obj/agw/msrp_frame.o $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 

@@ -42,6 +42,7 @@ struct agw_dcmap {
     bool unordered;
     uint8_t pr;        /* 0 reliable, 1 max-retr, 2 max-time */
     uint32_t pr_value; /* retransmissions or milliseconds */
+    bool msrp;         /* subprotocol "msrp" (RFC 8873) */
 };
 
 /* log.c */
@@ -226,6 +227,9 @@ struct agw_leg_conf {
     uint64_t remote_max_message_size;           /* 0: no limit */
     struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
     unsigned n_dcmaps;
+    /* RFC 8873 interworking: the MSRP channel of a data-channel leg and a TCP/MSRP leg name each
+     * other here; the TCP leg then relays to that channel instead of a peer leg. */
+    uint64_t bridge_key;
     bool ice; /* ICE-lite: only an address that passed a connectivity check may speak */
     char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
     char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
@@ -264,13 +268,18 @@ int agw_relay_detach(struct agw_relay *r, uint64_t key);
 void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received);
 /* Closes every leg; the relay is freed once the loop ran the close callbacks. */
 void agw_relay_close(struct agw_relay *r);
+/* Bytes of the MSRP data channel toward the TCP leg key (borrowed); how many it took. */
+size_t agw_relay_bridge_write(struct agw_relay *r, uint64_t key, const void *data, size_t len);
+/* The data-channel side of the TCP leg key can take bytes again, or its channel opened. */
+void agw_relay_bridge_resume(struct agw_relay *r, uint64_t key);
 
 /* datachannel.c: a worker's data-channel legs (UDP, DTLS, SCTP, DCEP), reached through relay.c.
  * Only the worker AGW_DATACHANNEL_WORKER makes them: usrsctp is one instance per process. */
 
 struct agw_dc;
 
-int agw_dc_new(struct agw_dc **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg);
+int agw_dc_new(struct agw_dc **out, uv_loop_t *loop, struct agw_relay *relay, agw_leg_event_cb cb,
+               void *arg);
 /* Takes a bound UDP socket for key (the leg is made if it does not exist yet). */
 void agw_dc_adopt(struct agw_dc *d, uint64_t key, int fd);
 /* Installs a configuration (takes ownership of conf). */
@@ -285,6 +294,13 @@ int agw_dc_detach(struct agw_dc *d, uint64_t key);
 void agw_dc_figures(struct agw_dc *d, uint64_t key, uint64_t *sent, uint64_t *received);
 /* Closes every leg; d is freed once the loop ran the close callbacks. */
 void agw_dc_close(struct agw_dc *d);
+/* RFC 8873 bridge, for relay.c: MSRP bytes from the TCP leg toward leg key's MSRP channel
+ * (framed, re-chunked to the far end's a=max-message-size); how many were taken. */
+size_t agw_dc_bridge_input(struct agw_dc *d, uint64_t key, const void *data, size_t len);
+/* Whether leg key's MSRP channel is open (the TCP leg may connect). */
+bool agw_dc_bridge_up(struct agw_dc *d, uint64_t key);
+/* The TCP leg took bytes: messages held for it may go on. */
+void agw_dc_bridge_resume(struct agw_dc *d, uint64_t key);
 
 /* worker.c */
 
@@ -467,6 +483,10 @@ typedef void (*agw_control_stopped_cb)(void);
  * borrowed for the control's life. debug_worker_delay_ms > 0 slows every worker batch (tests). */
 int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct agw_config *cfg,
                       struct agw_model *model, unsigned debug_worker_delay_ms);
+/* The reloadable keys of cfg (borrowed at start) changed: transaction timers apply to new
+ * transactions; the MGC list replaces the old one, and when the MGC in use left it the first
+ * of the new list takes over (ServiceChange as after a failover, every context kept). */
+void agw_control_reload(struct agw_control *c);
 /* Graceful ServiceChange, then closes everything; done runs once all is closed (c is freed). */
 void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done);
 bool agw_control_registered(const struct agw_control *c);

@@ -162,6 +162,11 @@ static int adopt_socket(struct agw_exec *x, struct agw_term *t)
     return 0;
 }
 
+static bool is_msrp(const struct agw_term *t)
+{
+    return t->proto == SDP_PROTO_TCP_MSRP || t->proto == SDP_PROTO_TCP_TLS_MSRP;
+}
+
 /* usrsctp is one process-wide instance driven by one worker (DESIGN.md §3): a context that holds
  * a data-channel termination lives there. Its terminations already on another worker are
  * detached there and adopted again on the data-channel worker, as Move does. */
@@ -202,11 +207,19 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         if (conf == NULL)
             return -ENOMEM;
         conf->key = t->key;
-        for (unsigned k = 0; k < c->n_terms; k++)
-            if (k != i && c->terms[k]->stream_id == t->stream_id) {
-                conf->peer_key = c->terms[k]->key;
-                break;
+        /* A data-channel leg pairs with the other data-channel leg; its MSRP channel, and a
+         * TCP/MSRP leg next to it, pair through the bridge (RFC 8873). */
+        for (unsigned k = 0; k < c->n_terms; k++) {
+            const struct agw_term *o = c->terms[k];
+            if (k == i || o->stream_id != t->stream_id)
+                continue;
+            if (t->datagram != o->datagram && (is_msrp(o) || is_msrp(t))) {
+                if (conf->bridge_key == 0)
+                    conf->bridge_key = o->key;
+            } else if (conf->peer_key == 0) {
+                conf->peer_key = o->key;
             }
+        }
         conf->context_id = c->id;
         snprintf(conf->term_id, sizeof(conf->term_id), "%s", t->id);
         conf->secure = t->secure;

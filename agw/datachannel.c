@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
+#include "agw/msrp_frame.h"
 #include "agw/stun.h"
 #include "sctp/assoc.h"
 #include "sctp/dcep.h"
@@ -26,6 +28,7 @@ struct dc_channel {
     uint8_t type;        /* enum dcep_channel_type */
     uint32_t reliability;
     bool negotiated;  /* a=dcmap: no DCEP */
+    bool bridged;     /* the MSRP channel relayed to the TCP/MSRP leg (RFC 8873) */
     bool may_reorder; /* unordered sends allowed: the ACK (or any message) came back */
     bool reset_sent;  /* our outgoing stream is reset */
     bool reset_seen;  /* the far end reset its outgoing stream */
@@ -39,6 +42,20 @@ struct dc_held {
     uint32_t ppid;
     uint8_t *data;
     size_t len;
+};
+
+/* The MSRP channel ⇄ TCP/MSRP bridge of a leg: TCP bytes framed into MSRP chunks, each re-chunked
+ * to the far end's a=max-message-size and sent as one data-channel message. */
+struct dc_bridge {
+    int stream; /* the MSRP channel's stream, -1 until it opens */
+    struct agw_msrp_framer framer;
+    struct agw_msrp_rechunker rechunk;
+    bool rechunking; /* pieces of the popped frame are still to go */
+    uint8_t *piece;  /* the piece being sent (limit bytes) */
+    size_t piece_len, limit;
+    bool piece_pending; /* built, not yet taken by SCTP */
+    size_t sent;        /* bytes of the held channel message the TCP leg took so far */
+    bool broken;        /* the core sent something that is not MSRP: its bytes are dropped */
 };
 
 struct dc_leg {
@@ -59,6 +76,7 @@ struct dc_leg {
     uint64_t started_ms; /* when the current association attempt began */
     uint32_t generation; /* conf->connection_generation this association belongs to */
     struct dc_held held;
+    struct dc_bridge bridge;
     struct dc_channel *channels[DC_STREAMS];
     uint64_t last_check_ms; /* ICE: the last connectivity check from the remote */
     bool consent_expired;   /* ICE: no check for DC_CONSENT_MS: we stop sending */
@@ -69,6 +87,7 @@ struct dc_leg {
 
 struct agw_dc {
     uv_loop_t *loop;
+    struct agw_relay *relay; /* the TCP legs, for the MSRP bridge */
     agw_leg_event_cb cb;
     void *arg;
     struct dc_leg **legs;
@@ -117,6 +136,8 @@ static struct dc_leg *leg_get(struct agw_dc *d, uint64_t key)
     l->d = d;
     l->key = key;
     l->pending_fd = -1;
+    l->bridge.stream = -1;
+    agw_msrp_framer_init(&l->bridge.framer, 0);
     d->legs[d->n++] = l;
     return l;
 }
@@ -190,6 +211,16 @@ static void drop_held(struct dc_leg *l)
     memset(&l->held, 0, sizeof(l->held));
 }
 
+static void reset_bridge(struct dc_leg *l)
+{
+    l->bridge.stream = -1;
+    l->bridge.rechunking = false;
+    l->bridge.piece_pending = false;
+    l->bridge.sent = 0;
+    agw_msrp_framer_free(&l->bridge.framer);
+    agw_msrp_framer_init(&l->bridge.framer, 0);
+}
+
 /* Ends the current association (the ABORT and close_notify go out first when asked). */
 static void end_association(struct dc_leg *l, bool say_goodbye)
 {
@@ -209,6 +240,7 @@ static void end_association(struct dc_leg *l, bool say_goodbye)
     l->verified = false;
     clear_channels(l);
     drop_held(l);
+    reset_bridge(l);
 }
 
 /* The peer leg lost its association: its channels are closed on this one too. */
@@ -360,6 +392,11 @@ static void open_negotiated_channels(struct dc_leg *l)
         ch->peer_stream = m->stream;
         ch->type = (uint8_t)((m->unordered ? 0x80 : 0) | m->pr);
         ch->reliability = m->pr_value;
+        if (m->msrp && l->conf->bridge_key != 0 && l->bridge.stream < 0) {
+            ch->bridged = true;
+            ch->peer_stream = -1;
+            l->bridge.stream = m->stream;
+        }
     }
 }
 
@@ -385,6 +422,8 @@ static int handle_open(struct dc_leg *l, uint16_t stream, const struct dcep_open
         ch->type = open->channel_type;
         ch->reliability = open->reliability;
         ch->may_reorder = true; /* the OPEN came from the far end */
+        ch->bridged = l->conf->bridge_key != 0 && l->bridge.stream < 0 && open->protocol_len == 4 &&
+                      strncasecmp(open->protocol, "msrp", 4) == 0;
         uint8_t ack[DCEP_ACK_LEN];
         size_t n;
         if (dcep_encode_ack(ack, sizeof(ack), &n) == 0)
@@ -392,6 +431,13 @@ static int handle_open(struct dc_leg *l, uint16_t stream, const struct dcep_open
         agw_log(AGW_LOG_INFO, "context %u term %s: channel %u open '%.*s' (%.*s)", leg_context(l),
                 leg_name(l), stream, (int)open->label_len, open->label, (int)open->protocol_len,
                 open->protocol);
+    }
+    if (ch->bridged) {
+        if (l->bridge.stream < 0) {
+            l->bridge.stream = stream;
+            agw_relay_bridge_resume(l->d->relay, l->conf->bridge_key);
+        }
+        return 0;
     }
     if (ch->peer_stream >= 0)
         return 0;
@@ -465,6 +511,17 @@ static int relay_message(struct dc_leg *l, uint16_t stream, uint32_t ppid, const
         return 0;
     }
     ch->may_reorder = true; /* anything from the far end counts as its ACK */
+    if (ch->bridged) {
+        /* Written to TCP intact; what the TCP leg cannot take yet waits (held). */
+        struct dc_bridge *b = &l->bridge;
+        b->sent +=
+            agw_relay_bridge_write(l->d->relay, l->conf->bridge_key, data + b->sent, len - b->sent);
+        if (b->sent < len)
+            return -EAGAIN;
+        b->sent = 0;
+        l->messages_in++;
+        return 0;
+    }
     if (peer_ready(l) < 0)
         return -EAGAIN;
     struct dc_leg *p = l->peer;
@@ -504,6 +561,8 @@ static void handle_stream_closed(struct dc_leg *l, uint16_t stream)
     ch->reset_seen = true;
     if (!ch->reset_sent && agw_sctp_assoc_reset_stream(l->assoc, stream) == 0)
         ch->reset_sent = true;
+    if (ch->bridged && l->bridge.stream == stream)
+        l->bridge.stream = -1;
     struct dc_leg *p = l->peer;
     if (ch->peer_stream >= 0 && p != NULL && p->up) {
         struct dc_channel *pch = p->channels[ch->peer_stream];
@@ -535,6 +594,121 @@ static void handle_reset_done(struct dc_leg *l, uint16_t stream)
         channel_free(l, stream);
 }
 
+/* ---- The MSRP bridge (RFC 8873), TCP to channel ---- */
+
+/* Sends the pending piece and builds the next ones; false while SCTP cannot take more. */
+static bool bridge_flush(struct dc_leg *l)
+{
+    struct dc_bridge *b = &l->bridge;
+    for (;;) {
+        if (b->piece_pending) {
+            struct dc_channel *ch = b->stream >= 0 ? l->channels[b->stream] : NULL;
+            if (ch == NULL || l->assoc == NULL)
+                return false;
+            struct agw_sctp_sendinfo si;
+            sendinfo_for(ch, DCEP_PPID_BINARY, &si);
+            int rc = agw_sctp_assoc_send(l->assoc, &si, b->piece, b->piece_len);
+            if (rc == -EAGAIN)
+                return false;
+            if (rc < 0 && hostile_log_allowed(l))
+                agw_log(AGW_LOG_WARN, "context %u term %s: MSRP chunk of %zu bytes not sent: %s",
+                        leg_context(l), leg_name(l), b->piece_len, strerror(-rc));
+            if (rc == 0)
+                l->messages_out++;
+            b->piece_pending = false;
+        }
+        if (!b->rechunking)
+            return true;
+        int rc = agw_msrp_rechunk_next(&b->rechunk, b->piece, b->limit, &b->piece_len);
+        if (rc == 1) {
+            b->piece_pending = true;
+            continue;
+        }
+        if (rc < 0)
+            agw_log(AGW_LOG_WARN, "context %u term %s: MSRP chunk from the core dropped: %s",
+                    leg_context(l), leg_name(l), strerror(-rc));
+        b->rechunking = false;
+        return true;
+    }
+}
+
+/* Sends every complete frame the framer holds; false while SCTP cannot take more. */
+static bool bridge_drain(struct dc_leg *l)
+{
+    struct dc_bridge *b = &l->bridge;
+    while (bridge_flush(l)) {
+        const uint8_t *frame;
+        size_t len;
+        int rc = agw_msrp_framer_pop(&b->framer, &frame, &len, NULL);
+        if (rc == 0)
+            return true;
+        if (rc < 0) {
+            agw_log(AGW_LOG_WARN,
+                    "context %u term %s: the core's MSRP stream is broken (%s): "
+                    "its bytes are dropped",
+                    leg_context(l), leg_name(l), strerror(-rc));
+            b->broken = true;
+            return true;
+        }
+        if (agw_msrp_rechunk_init(&b->rechunk, frame, len, b->limit, NULL, NULL) < 0) {
+            agw_log(AGW_LOG_WARN,
+                    "context %u term %s: MSRP frame of %zu bytes does not fit "
+                    "a=max-message-size %zu: dropped",
+                    leg_context(l), leg_name(l), len, b->limit);
+            continue;
+        }
+        b->rechunking = true;
+    }
+    return false;
+}
+
+size_t agw_dc_bridge_input(struct agw_dc *d, uint64_t key, const void *data, size_t len)
+{
+    struct dc_leg *l = find(d, key);
+    if (l == NULL || !l->up || l->bridge.stream < 0)
+        return 0;
+    struct dc_bridge *b = &l->bridge;
+    if (b->broken)
+        return len;
+    if (b->piece == NULL) {
+        uint64_t peer_max = l->conf->remote_max_message_size;
+        b->limit = peer_max == 0 || peer_max > AGW_MSRP_FRAME_MAX_DEFAULT
+                       ? AGW_MSRP_FRAME_MAX_DEFAULT
+                       : (size_t)peer_max;
+        if ((b->piece = malloc(b->limit)) == NULL)
+            return 0;
+    }
+    size_t taken = 0;
+    while (bridge_drain(l) && !b->broken && taken < len) {
+        size_t used = 0;
+        int rc =
+            agw_msrp_framer_feed(&b->framer, (const uint8_t *)data + taken, len - taken, &used);
+        taken += used;
+        if (rc < 0 && rc != -ENOBUFS) {
+            agw_log(AGW_LOG_WARN, "context %u term %s: the core's MSRP stream is broken (%s)",
+                    leg_context(l), leg_name(l), strerror(-rc));
+            b->broken = true;
+        }
+        if (used == 0 && rc != -ENOBUFS)
+            break;
+    }
+    service(l);
+    return b->broken ? len : taken;
+}
+
+bool agw_dc_bridge_up(struct agw_dc *d, uint64_t key)
+{
+    struct dc_leg *l = find(d, key);
+    return l != NULL && l->up && l->bridge.stream >= 0;
+}
+
+void agw_dc_bridge_resume(struct agw_dc *d, uint64_t key)
+{
+    struct dc_leg *l = find(d, key);
+    if (l != NULL)
+        pump_events(l);
+}
+
 /* ---- SCTP events ---- */
 
 static void on_up(struct dc_leg *l, const struct agw_sctp_event *ev)
@@ -544,6 +718,8 @@ static void on_up(struct dc_leg *l, const struct agw_sctp_event *ev)
             leg_name(l), ev->in_streams, ev->out_streams);
     post(l, AGW_LEG_UP, "%s", l->dtls != NULL ? "dtls" : "sctp");
     open_negotiated_channels(l);
+    if (l->bridge.stream >= 0)
+        agw_relay_bridge_resume(l->d->relay, l->conf->bridge_key);
     /* Whatever the other side held back for us may go now. */
     if (l->peer != NULL)
         pump_events(l->peer);
@@ -604,6 +780,8 @@ static int handle_event(struct dc_leg *l, const struct agw_sctp_event *ev)
         handle_reset_done(l, ev->stream);
         break;
     case AGW_SCTP_EVENT_WRITABLE:
+        if (l->bridge.stream >= 0 && bridge_drain(l))
+            agw_relay_bridge_resume(l->d->relay, l->conf->bridge_key);
         if (l->peer != NULL)
             pump_events(l->peer); /* the peer's held message may fit now */
         break;
@@ -992,12 +1170,14 @@ static void open_socket(struct dc_leg *l)
 
 /* ---- Operations from the control loop ---- */
 
-int agw_dc_new(struct agw_dc **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg)
+int agw_dc_new(struct agw_dc **out, uv_loop_t *loop, struct agw_relay *relay, agw_leg_event_cb cb,
+               void *arg)
 {
     struct agw_dc *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return -ENOMEM;
     d->loop = loop;
+    d->relay = relay;
     d->cb = cb;
     d->arg = arg;
     if (uv_timer_init(loop, &d->tick) == 0) {
@@ -1090,6 +1270,9 @@ static void release_leg(struct agw_dc *d, struct dc_leg *l)
     l->peer = NULL;
     l->released = true;
     end_association(l, true);
+    agw_msrp_framer_free(&l->bridge.framer);
+    free(l->bridge.piece);
+    l->bridge.piece = NULL;
     agw_leg_conf_free(l->conf);
     l->conf = NULL;
     if (l->pending_fd >= 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 int agw_status_set(struct agw_status *st, unsigned code, const char *fmt, ...)
@@ -216,6 +217,8 @@ static void take_dcmaps(struct agw_term *t, const struct sdp_media *media)
             m->pr = 2;
             m->pr_value = d->max_time;
         }
+        m->msrp = d->subprotocol != NULL && d->subprotocol_len == 4 &&
+                  strncasecmp(d->subprotocol, "msrp", 4) == 0;
     }
     if (n > 0)
         t->n_dcmaps = n;

@@ -424,8 +424,25 @@ static void pass_eof(struct leg *src)
     maybe_close(dst);
 }
 
+static bool bridged(const struct leg *l)
+{
+    return l->conf != NULL && l->conf->bridge_key != 0;
+}
+
 static void pump(struct leg *src)
 {
+    if (bridged(src)) {
+        /* The MSRP bytes go to the data-channel leg, which frames and re-chunks them. */
+        while (src->stash_len > 0 && can_send(src)) {
+            size_t n =
+                agw_dc_bridge_input(src->r->dc, src->conf->bridge_key, src->stash, src->stash_len);
+            if (n == 0)
+                break;
+            src->stash += n;
+            src->stash_len -= n;
+        }
+        return;
+    }
     struct leg *dst = src->peer;
     while (src->stash_len > 0 && can_receive(dst) && can_send(src)) {
         size_t n = deliver(dst, src->stash, src->stash_len);
@@ -441,6 +458,10 @@ static void pump(struct leg *src)
 /* dst's socket took bytes: its peer may go on. */
 static void on_drained(struct leg *dst)
 {
+    if (bridged(dst)) {
+        agw_dc_bridge_resume(dst->r->dc, dst->conf->bridge_key);
+        return;
+    }
     struct leg *src = dst->peer;
     if (src == NULL || src->released)
         return;
@@ -733,6 +754,8 @@ static void connection_up(struct leg *l)
         if (l->peer != NULL)
             pump(l->peer), update_reading(l->peer);
     }
+    if (bridged(l))
+        agw_dc_bridge_resume(l->r->dc, l->conf->bridge_key);
     /* Incoming triggers outgoing (TS 23.334): the peer connects now if it is the active side;
      * behind a TLS leg, only once the UE is verified, so that a refused UE reaches nothing. */
     if (l->peer != NULL && !l->conf->secure)
@@ -767,9 +790,10 @@ static void start_connection(struct leg *l)
         return;
     /* Nothing to connect for while the context has no other leg. */
     struct leg *p = l->peer;
-    bool peer_ok =
-        p != NULL && p->conf != NULL &&
-        (p->conf->tcp_role == AGW_ROLE_ACTIVE || (p->connected && (p->tls == NULL || p->verified)));
+    bool peer_ok = bridged(l) ? agw_dc_bridge_up(l->r->dc, c->bridge_key)
+                              : p != NULL && p->conf != NULL &&
+                                    (p->conf->tcp_role == AGW_ROLE_ACTIVE ||
+                                     (p->connected && (p->tls == NULL || p->verified)));
     if (!peer_ok)
         return;
     if (l->conn_busy || uv_tcp_init(l->r->loop, &l->conn) < 0)
@@ -895,7 +919,7 @@ int agw_relay_new(struct agw_relay **out, uv_loop_t *loop, agw_leg_event_cb cb, 
     r->loop = loop;
     r->cb = cb;
     r->arg = arg;
-    if (agw_dc_new(&r->dc, loop, cb, arg) < 0) {
+    if (agw_dc_new(&r->dc, loop, r, cb, arg) < 0) {
         free(r->slots);
         free(r);
         return -ENOMEM;
@@ -1063,6 +1087,32 @@ int agw_relay_detach(struct agw_relay *r, uint64_t key)
     }
     release_leg(r, l);
     return fd;
+}
+
+size_t agw_relay_bridge_write(struct agw_relay *r, uint64_t key, const void *data, size_t len)
+{
+    struct leg *l = find(r, key);
+    if (l == NULL || !can_receive(l))
+        return 0;
+    size_t n = deliver(l, data, len);
+    if (n > 0)
+        note_activity(l);
+    return n;
+}
+
+void agw_relay_bridge_resume(struct agw_relay *r, uint64_t key)
+{
+    struct leg *l = find(r, key);
+    if (l == NULL || l->released)
+        return;
+    start_connection(l);
+    if (!l->connected)
+        return;
+    pump(l);
+    if (l->tls != NULL)
+        tls_process(l);
+    else
+        update_reading(l);
 }
 
 void agw_relay_close(struct agw_relay *r)

@@ -2,6 +2,7 @@
  * access side, a plaintext UDP/SCTP or a UDP/DTLS/SCTP core peer, channels opened both ways (DCEP
  * and a=dcmap), every message compared at the far end, closes, refusals and hostile input. */
 #define _GNU_SOURCE /* memmem */
+#include "agw/msrp_frame.h"
 #include "agw/stun.h"
 #include "h248/h248.h"
 #include "sctp/dcep.h"
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,7 +647,7 @@ START_TEST(test_ice_lite)
     ck_assert_int_eq(agw_stun_parse_success(answer, (size_t)n, pwd, tid, &mapped), 0);
     ck_assert_uint_eq(((struct sockaddr_in *)&mapped)->sin_port, me.sin_port);
     /* Media from that address is not heard; the UE's session goes on. */
-    sendto(fd, "\x16\xfe\xfd junk", 10, 0, (struct sockaddr *)&gw, sizeof(gw));
+    sendto(fd, "\x16\xfe\xfd junk", 8, 0, (struct sockaddr *)&gw, sizeof(gw));
     close(fd);
     send_and_check(s.ue, us, s.core, cs, 3000, true, 3);
     session_close(&s);
@@ -705,6 +707,157 @@ START_TEST(test_new_tls_id)
 }
 END_TEST
 
+/* ---- MSRP over the data channel ⇄ TCP/MSRP core (RFC 8873 interworking) ---- */
+
+static int tcp_listen_lo(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    sockaddr_lo(0, &a);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    ck_assert_int_eq(listen(fd, 4), 0);
+    return fd;
+}
+
+/* Reads exactly len bytes from fd within a few seconds. */
+static void read_exact(int fd, uint8_t *buf, size_t len)
+{
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (size_t got = 0; got < len;) {
+        ssize_t n = recv(fd, buf + got, len - got, 0);
+        ck_assert_msg(n > 0, "core read: %zd after %zu of %zu bytes (log %s)", n, got, len,
+                      log_path);
+        got += (size_t)n;
+    }
+}
+
+static size_t msrp_send_frame(char *out, size_t cap, const char *tid, const uint8_t *body,
+                              size_t len)
+{
+    int n = snprintf(out, cap,
+                     "MSRP %s SEND\r\nTo-Path: msrp://core.test:7777/s1;tcp\r\n"
+                     "From-Path: msrp://ue.test:9/s2;dc\r\nMessage-ID: m-%s\r\n"
+                     "Byte-Range: 1-%zu/%zu\r\nContent-Type: text/plain\r\n\r\n",
+                     tid, tid, len, len);
+    ck_assert(n > 0 && (size_t)n + len + 64 < cap);
+    memcpy(out + n, body, len);
+    int m = snprintf(out + n + len, cap - (size_t)n - len, "\r\n-------%s$\r\n", tid);
+    return (size_t)n + len + (size_t)m;
+}
+
+START_TEST(test_msrp_bridge)
+{
+    enum { UE_MAX = 16384, BIG = 100000 };
+    uint16_t core_port;
+    int listen_fd = tcp_listen_lo(&core_port);
+    char text[4096], core_reply[4096], access_reply[4096], fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    snprintf(text, sizeof(text),
+             "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=message $ "
+             "TCP/MSRP *\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message %u TCP/MSRP *\r\n"
+             "a=setup:passive\r\n}}}}}",
+             core_port);
+    request_ok(text, core_reply, sizeof(core_reply));
+    unsigned ctx = (unsigned)harness_number_after(core_reply, "C=");
+    struct agw_tls_identity *ue_id;
+    ck_assert_int_eq(agw_tls_identity_generate("ue.test", 30, &ue_id), 0);
+    fingerprint_text(ue_id, fp, sizeof(fp));
+    struct dc_endpoint_config uc = {.dtls = true,
+                                    .role = AGW_TLS_CLIENT,
+                                    .identity = ue_id,
+                                    .max_message_size = UE_MAX,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    struct dc_endpoint *ue;
+    ck_assert_int_eq(dc_endpoint_new(net, &uc, &ue), 0);
+    snprintf(text, sizeof(text),
+             "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 "
+             "127.0.0.1\r\nm=application %u UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:active\r\n"
+             "a=fingerprint:%s\r\na=tls-id:ue000001ue000001ue000001\r\na=sctp-port:5000\r\n"
+             "a=max-message-size:%u\r\n}}}}}",
+             ctx, dc_endpoint_port(ue), fp, UE_MAX);
+    request_ok(text, access_reply, sizeof(access_reply));
+    struct agw_tls_fingerprint gw;
+    reply_fingerprint(access_reply, &gw);
+    ck_assert_int_eq(dc_endpoint_set_peer_fingerprints(ue, &gw, 1), 0);
+    struct sockaddr_in a;
+    sockaddr_lo((uint16_t)harness_number_after(access_reply, "m=application "), &a);
+    ck_assert_int_eq(dc_endpoint_connect(ue, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_msg(dc_endpoint_wait_up(ue, WAIT_MS) == 0, "UE not up (log %s)", log_path);
+    struct dc_channel_spec spec = {
+        .channel_type = DCEP_CHANNEL_RELIABLE, .label = "chat", .protocol = "msrp"};
+    uint16_t stream;
+    ck_assert_int_eq(dc_endpoint_open_channel(ue, &spec, &stream), 0);
+    ck_assert_int_eq(dc_endpoint_wait_open(ue, stream, WAIT_MS), 0);
+    /* The MSRP channel is open: the gateway dials the core. */
+    struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+    ck_assert_msg(poll(&pfd, 1, 5000) == 1, "the gateway did not dial the core (log %s)", log_path);
+    int core = accept(listen_fd, NULL, NULL);
+    ck_assert_int_ge(core, 0);
+
+    /* UE → core: each channel message reaches TCP intact. */
+    static char frame[BIG + 1024];
+    uint8_t *body = pattern(3000, 1, true);
+    size_t len = msrp_send_frame(frame, sizeof(frame), "ue000001", body, 3000);
+    ck_assert_int_eq(dc_endpoint_send(ue, stream, false, frame, len, WAIT_MS), 0);
+    uint8_t *got = malloc(len);
+    read_exact(core, got, len);
+    ck_assert(memcmp(got, frame, len) == 0);
+    free(got);
+    free(body);
+
+    /* core → UE: a 100 kB SEND arrives re-chunked to the UE's a=max-message-size, each piece a
+     * valid MSRP chunk, the bodies together the original, the last piece flagged '$'. */
+    body = pattern(BIG, 2, true);
+    len = msrp_send_frame(frame, sizeof(frame), "core0001", body, BIG);
+    ck_assert_int_eq(send(core, frame, len, 0), (ssize_t)len);
+    uint8_t *joined = malloc(BIG);
+    size_t joined_len = 0;
+    char last_flag = 0;
+    unsigned pieces = 0;
+    while (joined_len < BIG) {
+        struct dc_event ev;
+        next_event(ue, DC_EVENT_MESSAGE, &ev);
+        ck_assert_uint_le(ev.len, UE_MAX);
+        struct agw_msrp_frame_info info;
+        ck_assert_msg(agw_msrp_frame_parse(ev.data, ev.len, &info) == 0, "piece %u not MSRP",
+                      pieces);
+        ck_assert(info.has_range && info.range.start == joined_len + 1 && info.range.total == BIG);
+        ck_assert_uint_le(joined_len + info.body_len, BIG);
+        memcpy(joined + joined_len, ev.data + info.body_off, info.body_len);
+        joined_len += info.body_len;
+        last_flag = info.flag;
+        pieces++;
+        dc_event_clear(&ev);
+    }
+    ck_assert_uint_ge(pieces, BIG / UE_MAX);
+    ck_assert_int_eq(last_flag, '$');
+    ck_assert(memcmp(joined, body, BIG) == 0);
+    free(joined);
+    free(body);
+
+    /* A response fits as it is. */
+    const char *ok = "MSRP ue000001 200 OK\r\nTo-Path: msrp://ue.test:9/s2;dc\r\n"
+                     "From-Path: msrp://core.test:7777/s1;tcp\r\n-------ue000001$\r\n";
+    ck_assert_int_eq(send(core, ok, strlen(ok), 0), (ssize_t)strlen(ok));
+    struct dc_event ev;
+    next_event(ue, DC_EVENT_MESSAGE, &ev);
+    ck_assert_uint_eq(ev.len, strlen(ok));
+    ck_assert(memcmp(ev.data, ok, ev.len) == 0);
+    dc_event_clear(&ev);
+
+    snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
+    request_ok(text, core_reply, sizeof(core_reply));
+    dc_endpoint_free(ue);
+    agw_tls_identity_unref(ue_id);
+    close(core);
+    close(listen_fd);
+}
+END_TEST
+
 /* Many associations at once, each with a channel and traffic both ways. */
 START_TEST(test_many_sessions)
 {
@@ -742,6 +895,7 @@ int main(void)
     tcase_add_test(tc, test_hostile_input);
     tcase_add_test(tc, test_new_tls_id);
     tcase_add_test(tc, test_ice_lite);
+    tcase_add_test(tc, test_msrp_bridge);
     suite_add_tcase(suite, tc);
     TCase *many = tcase_create("many");
     tcase_add_checked_fixture(many, setup, teardown);
