@@ -148,6 +148,12 @@ $(1)/tests/test_datachannel: $(1)/obj/tests/test_datachannel.o $(1)/obj/tests/ha
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
+# The browser test plays the ALG, the web server and the core MSRP peer for headless Chromium.
+$(1)/tests/test_browser: $(1)/obj/tests/test_browser.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
 $(1)/tests/test_dc_endpoint: $(1)/obj/tests/test_dc_endpoint.o $(1)/obj/tools/dc_endpoint.o \
     $(1)/obj/agw/stun.o $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)

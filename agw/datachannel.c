@@ -20,7 +20,8 @@
 #define DC_MTU 1200           /* UDP payload bytes we emit */
 #define DC_HOSTILE_LOG_RATE 5 /* lines a second about one leg's hostile input */
 #define DC_PPID_CONTROL 50
-#define DC_CONSENT_MS 30000 /* RFC 7675: consent lasts 30 s after the last check */
+#define DC_SOCKET_BUFFER (1 << 20) /* UDP receive buffer of a data-channel leg */
+#define DC_CONSENT_MS 30000        /* RFC 7675: consent lasts 30 s after the last check */
 
 struct dc_channel {
     uint16_t stream;     /* on this leg */
@@ -1159,6 +1160,11 @@ static void open_socket(struct dc_leg *l)
     l->udp.data = l;
     l->d->handles++;
     l->has_udp = true;
+    /* A browser's SCTP sends bursts of a whole window: the default ~208 KB receive buffer
+     * drops datagrams that SCTP then has to resend (CAP_NET_ADMIN lifts the sysctl cap). */
+    int rcvbuf = DC_SOCKET_BUFFER;
+    if (setsockopt(l->pending_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+        setsockopt(l->pending_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     if (uv_udp_open(&l->udp, l->pending_fd) < 0 ||
         uv_udp_recv_start(&l->udp, on_alloc, on_recv) < 0) {
         agw_log(AGW_LOG_ERROR, "term %s: cannot use its UDP socket", leg_name(l));
