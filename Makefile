@@ -181,6 +181,13 @@ $(1)/tests/test_metrics: $(1)/obj/tests/test_metrics.o $(1)/obj/tests/harness.o 
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
 	    $$(LDLIBS)
 
+# The reload test plays the MGCs (tools/iq_client.o), a UE and a core peer.
+$(1)/tests/test_reload: $(1)/obj/tests/test_reload.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o \
+    $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+
 # The notify test plays systemd and the MGC (tools/iq_client.o).
 $(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tests/harness.o \
     $(1)/obj/tools/iq_client.o \

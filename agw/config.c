@@ -1189,6 +1189,19 @@ int agw_config_reload_check(const struct agw_config *old_cfg, const struct agw_c
     return -EPERM;
 }
 
+void agw_config_take_reloadable(struct agw_config *cfg, const struct agw_config *fresh)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const struct config_key *k = &keys[i];
+        if (k->section != IN_GLOBAL || !(k->flags & KEY_RELOADABLE))
+            continue;
+        memcpy((char *)cfg + k->offset, (const char *)fresh + k->offset, k->size);
+        if (k->type == KEY_ADDR_PORT_LIST)
+            memcpy((char *)cfg + k->count_offset, (const char *)fresh + k->count_offset,
+                   sizeof(unsigned));
+    }
+}
+
 /* ---- cross-field checks ---- */
 
 int agw_config_validate(const struct agw_config *cfg, char *err, size_t errlen)

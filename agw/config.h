@@ -96,6 +96,10 @@ void agw_config_print(const struct agw_config *cfg, FILE *out);
 int agw_config_reload_check(const struct agw_config *old_cfg, const struct agw_config *new_cfg,
                             char *err, size_t errlen);
 
+/* Copies the [global] keys marked reloadable from fresh into cfg. Realm keys stay: the caller
+ * takes a realm's certificate only once it loaded. */
+void agw_config_take_reloadable(struct agw_config *cfg, const struct agw_config *fresh);
+
 /* True if every key of a and b holds the same value (realms matched by name). */
 bool agw_config_equal(const struct agw_config *a, const struct agw_config *b);
 

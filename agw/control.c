@@ -15,9 +15,17 @@ struct pending_exec {
     struct pending_exec *prev, *next;
     struct agw_exec x;
     unsigned barriers_left;
-    unsigned peer;
+    uint64_t peer; /* struct mgc_peer key */
     uint32_t tid;
     unsigned label; /* the request's first command, for the transaction counters */
+};
+
+/* An MGC the gateway talks to. The key names it in the transaction tables and in the replies
+ * still waiting for the workers: an address kept by a reload keeps its key, and a key is never
+ * reused, so what was left of a removed MGC can reach no one else. */
+struct mgc_peer {
+    struct sockaddr_storage addr;
+    uint64_t key;
 };
 
 /* A barrier sent to a worker to time its loop (agw_control_probe_workers). */
@@ -56,14 +64,20 @@ struct agw_control {
     struct h248_message *mid_holder; /* owns self_mid's text */
     unsigned version;                /* negotiated with the MGC */
     /* Peers: the configured MGCs, then one address learnt from MgcIdToTry. */
-    struct sockaddr_storage peers[AGW_CONFIG_MAX_MGCS + 1];
-    unsigned n_peers, target;
+    struct mgc_peer peers[AGW_CONFIG_MAX_MGCS + 1];
+    unsigned n_peers, n_configured, target;
+    uint64_t next_peer_key;
     enum association assoc;
     bool was_registered;
     uint32_t assoc_tid; /* the ServiceChange in flight */
-    struct h248_txn_in *txn_in;
-    struct h248_txn_out *txn_out;
-    struct pending_exec pending; /* list head */
+    /* The transaction tables. A reload that changes their timers starts new tables for new
+     * transactions; the old ones (_old) finish what they hold, then go. */
+    struct h248_txn_in *txn_in, *txn_in_old;
+    struct h248_txn_out *txn_out, *txn_out_old;
+    struct h248_txn_in_config in_cfg;   /* txn_in's */
+    struct h248_txn_out_config out_cfg; /* txn_out's */
+    bool timers_waiting;                /* a timer change waits for an old table to go */
+    struct pending_exec pending;        /* list head */
     unsigned shutdown_polls;
     unsigned handles_open; /* closed one by one; c is freed after the last */
     struct agw_log_limit hostile_log;
@@ -83,7 +97,7 @@ struct agw_control {
     /* Replies ready together go out in one datagram per peer. */
     char batch[AGW_DATAGRAM_MAX];
     size_t batch_len, batch_header_len;
-    int batch_peer;
+    uint64_t batch_peer;
 };
 
 static uint64_t now_ms(struct agw_control *c)
@@ -110,15 +124,34 @@ static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b
 static int peer_index(struct agw_control *c, const struct sockaddr *from)
 {
     for (unsigned i = 0; i < c->n_peers; i++)
-        if (same_addr(&c->peers[i], from))
+        if (same_addr(&c->peers[i].addr, from))
             return (int)i;
     return -1;
 }
 
-static void send_to(struct agw_control *c, unsigned peer, const char *bytes, size_t len)
+static int peer_by_key(const struct agw_control *c, uint64_t key)
 {
+    for (unsigned i = 0; i < c->n_peers; i++)
+        if (c->peers[i].key == key)
+            return (int)i;
+    return -1;
+}
+
+static uint64_t target_key(const struct agw_control *c)
+{
+    return c->peers[c->target].key;
+}
+
+/* Sends to the MGC named by key; nothing goes to one a reload removed. */
+static void send_to(struct agw_control *c, uint64_t peer, const char *bytes, size_t len)
+{
+    int i = peer_by_key(c, peer);
+    if (i < 0) {
+        agw_log(AGW_LOG_DEBUG, "iq: %zu bytes for an MGC no longer configured: not sent", len);
+        return;
+    }
     uv_buf_t buf = uv_buf_init((char *)bytes, (unsigned)len);
-    int rc = uv_udp_try_send(&c->udp, &buf, 1, (const struct sockaddr *)&c->peers[peer]);
+    int rc = uv_udp_try_send(&c->udp, &buf, 1, (const struct sockaddr *)&c->peers[i].addr);
     if (rc < 0) {
         c->stats.send_errors++;
         agw_log(AGW_LOG_WARN, "iq: send of %zu bytes failed: %s", len, uv_strerror(rc));
@@ -130,18 +163,18 @@ static void send_to(struct agw_control *c, unsigned peer, const char *bytes, siz
 static void batch_flush(struct agw_control *c)
 {
     if (c->batch_len > 0)
-        send_to(c, (unsigned)c->batch_peer, c->batch, c->batch_len);
+        send_to(c, c->batch_peer, c->batch, c->batch_len);
     c->batch_len = 0;
 }
 
 /* Queues an encoded single-transaction message for peer, merging it into the batch when the
  * header matches and the datagram stays under a path-MTU-friendly size. */
-static void batch_add(struct agw_control *c, unsigned peer, const char *msg, size_t len,
+static void batch_add(struct agw_control *c, uint64_t peer, const char *msg, size_t len,
                       size_t header_len)
 {
     const size_t soft_max = 1400;
     if (c->batch_len > 0 &&
-        ((int)peer != c->batch_peer || header_len != c->batch_header_len ||
+        (peer != c->batch_peer || header_len != c->batch_header_len ||
          memcmp(c->batch, msg, header_len) != 0 || c->batch_len + len - header_len > soft_max))
         batch_flush(c);
     if (c->batch_len == 0) {
@@ -150,11 +183,153 @@ static void batch_add(struct agw_control *c, unsigned peer, const char *msg, siz
         memcpy(c->batch, msg, len);
         c->batch_len = len;
         c->batch_header_len = header_len;
-        c->batch_peer = (int)peer;
+        c->batch_peer = peer;
         return;
     }
     memcpy(c->batch + c->batch_len, msg + header_len, len - header_len);
     c->batch_len += len - header_len;
+}
+
+/* ---- The transaction tables: both generations (see txn_in_old in struct agw_control) ---- */
+
+/* The incoming table in which tid of peer executes: the old one for what it began. */
+static struct h248_txn_in *in_table(struct agw_control *c, uint64_t peer, uint32_t tid)
+{
+    bool imm_ack;
+    if (c->txn_in_old != NULL && h248_txn_in_needs_imm_ack(c->txn_in_old, peer, tid, &imm_ack) == 0)
+        return c->txn_in_old;
+    return c->txn_in;
+}
+
+/* h248_txn_in_begin over both tables: a repetition of a request the old table knows is answered
+ * from there, anything else is new to the current table. The old table has no lookup that does
+ * not insert, so a request it does not know is begun there and aborted at once. */
+static int in_begin(struct agw_control *c, uint64_t peer, uint32_t tid,
+                    enum h248_txn_in_verdict *verdict, const void **stored, size_t *stored_len)
+{
+    uint64_t now = now_ms(c);
+    if (c->txn_in_old != NULL &&
+        h248_txn_in_begin(c->txn_in_old, peer, tid, now, verdict, stored, stored_len) == 0) {
+        if (*verdict != H248_TXN_NEW)
+            return 0;
+        h248_txn_in_abort(c->txn_in_old, peer, tid);
+    }
+    return h248_txn_in_begin(c->txn_in, peer, tid, now, verdict, stored, stored_len);
+}
+
+/* A reply or a Pending of the MGC: for the current table's request, else for the old one's. */
+static int out_reply_received(struct agw_control *c, uint32_t tid, bool imm_ack_required,
+                              bool *ack_now)
+{
+    int rc = h248_txn_out_reply_received(c->txn_out, tid, imm_ack_required, now_ms(c), ack_now);
+    if (rc == -ENOENT && c->txn_out_old != NULL)
+        rc = h248_txn_out_reply_received(c->txn_out_old, tid, imm_ack_required, now_ms(c), ack_now);
+    return rc;
+}
+
+static void out_pending_received(struct agw_control *c, uint32_t tid)
+{
+    if (h248_txn_out_pending_received(c->txn_out, tid, now_ms(c)) == -ENOENT &&
+        c->txn_out_old != NULL)
+        h248_txn_out_pending_received(c->txn_out_old, tid, now_ms(c));
+}
+
+static uint64_t out_outstanding(const struct h248_txn_out *out)
+{
+    struct h248_txn_out_stats st;
+    if (out == NULL || h248_txn_out_get_stats(out, &st) < 0)
+        return 0;
+    return st.outstanding;
+}
+
+/* Every request the gateway sent is forgotten (a new MGC, or the shutdown). */
+static void out_cancel_all(struct agw_control *c)
+{
+    h248_txn_out_cancel_all(c->txn_out);
+    h248_txn_out_free(c->txn_out_old);
+    c->txn_out_old = NULL;
+}
+
+/* Frees the old tables once they hold nothing more. True if one went. */
+static bool drop_finished_tables(struct agw_control *c)
+{
+    bool dropped = false;
+    struct h248_txn_in_stats st;
+    if (c->txn_in_old != NULL && h248_txn_in_get_stats(c->txn_in_old, &st) == 0 &&
+        st.entries == 0) {
+        h248_txn_in_free(c->txn_in_old);
+        c->txn_in_old = NULL;
+        dropped = true;
+    }
+    if (c->txn_out_old != NULL && out_outstanding(c->txn_out_old) == 0) {
+        h248_txn_out_free(c->txn_out_old);
+        c->txn_out_old = NULL;
+        dropped = true;
+    }
+    return dropped;
+}
+
+/* The transaction timers of c->cfg. The provisional timer changes in place (each transaction's
+ * next timer uses it); the others go to new tables, so that they apply to new transactions and
+ * the old tables keep answering repetitions of what they hold. While an old table of an earlier
+ * change still holds something, the next change of that table waits for it to go. */
+static void apply_timers(struct agw_control *c)
+{
+    const struct agw_config *cfg = c->cfg;
+    drop_finished_tables(c);
+    c->timers_waiting = false;
+    if (cfg->provisional_timer_ms != c->in_cfg.provisional_ms) {
+        c->in_cfg.provisional_ms = cfg->provisional_timer_ms;
+        h248_txn_in_set_root(c->txn_in, c->in_cfg.provisional_ms, c->in_cfg.pending_limit);
+        if (c->txn_in_old != NULL)
+            h248_txn_in_set_root(c->txn_in_old, c->in_cfg.provisional_ms, c->in_cfg.pending_limit);
+    }
+    bool changed = false;
+    if (cfg->long_timer_ms != c->in_cfg.long_timer_ms) {
+        struct h248_txn_in_config next = c->in_cfg;
+        next.long_timer_ms = cfg->long_timer_ms;
+        struct h248_txn_in *fresh;
+        if (c->txn_in_old != NULL) {
+            c->timers_waiting = true;
+        } else if (h248_txn_in_new(&next, &fresh) < 0) {
+            agw_log(AGW_LOG_ERROR, "iq: no memory for a transaction table: long_timer_ms kept");
+        } else {
+            c->txn_in_old = c->txn_in;
+            c->txn_in = fresh;
+            c->in_cfg = next;
+            changed = true;
+        }
+    }
+    if (cfg->mg_initial_rto_ms != c->out_cfg.initial_rto_ms ||
+        cfg->mg_min_rto_ms != c->out_cfg.min_rto_ms ||
+        cfg->mg_max_rto_ms != c->out_cfg.max_rto_ms ||
+        cfg->mg_max_retransmissions != c->out_cfg.max_retransmissions) {
+        struct h248_txn_out_config next = c->out_cfg;
+        next.initial_rto_ms = cfg->mg_initial_rto_ms;
+        next.min_rto_ms = cfg->mg_min_rto_ms;
+        next.max_rto_ms = cfg->mg_max_rto_ms;
+        next.max_retransmissions = cfg->mg_max_retransmissions;
+        next.seed = uv_hrtime();
+        struct h248_txn_out *fresh;
+        /* The new table's ids follow the old one's: no id is outstanding in both. */
+        if (c->txn_out_old != NULL) {
+            c->timers_waiting = true;
+        } else if (h248_txn_out_next_tid(c->txn_out, &next.first_tid) < 0 ||
+                   h248_txn_out_new(&next, &fresh) < 0) {
+            agw_log(AGW_LOG_ERROR, "iq: no memory for a transaction table: mg_* timers kept");
+        } else {
+            c->txn_out_old = c->txn_out;
+            c->txn_out = fresh;
+            c->out_cfg = next;
+            changed = true;
+        }
+    }
+    if (changed)
+        agw_log(AGW_LOG_INFO, "iq: transaction timers changed: new transactions use them");
+    if (c->timers_waiting)
+        agw_log(AGW_LOG_INFO, "iq: a transaction timer change waits for the transactions of the "
+                              "previous one to finish");
+    drop_finished_tables(c);
 }
 
 /* Encodes msg (its header set here) into c->tx; the length of the header goes to *header_len. */
@@ -243,12 +418,13 @@ static void count_answer(struct agw_control *c, unsigned label, unsigned code)
 }
 
 /* Sends a reply for a request and stores it in the reply cache. */
-static void answer(struct agw_control *c, unsigned peer, uint32_t tid, struct h248_message *reply,
+static void answer(struct agw_control *c, uint64_t peer, uint32_t tid, struct h248_message *reply,
                    bool cache, unsigned label)
 {
     size_t len, header_len;
     bool imm_ack = false;
-    if (cache && h248_txn_in_needs_imm_ack(c->txn_in, peer, tid, &imm_ack) == 0 && imm_ack)
+    struct h248_txn_in *table = in_table(c, peer, tid);
+    if (cache && h248_txn_in_needs_imm_ack(table, peer, tid, &imm_ack) == 0 && imm_ack)
         reply->transactions->imm_ack_required = true;
     unsigned code = reply_code(reply);
     int rc = encode(c, reply, &len, &header_len);
@@ -263,16 +439,16 @@ static void answer(struct agw_control *c, unsigned peer, uint32_t tid, struct h2
     if (rc < 0) {
         agw_log(AGW_LOG_ERROR, "transaction %u: cannot encode the reply: %s", tid, strerror(-rc));
         if (cache)
-            h248_txn_in_abort(c->txn_in, peer, tid);
+            h248_txn_in_abort(table, peer, tid);
         return;
     }
     if (cache)
-        h248_txn_in_complete(c->txn_in, peer, tid, c->tx, len, now_ms(c));
+        h248_txn_in_complete(table, peer, tid, c->tx, len, now_ms(c));
     batch_add(c, peer, c->tx, len, header_len);
     count_answer(c, label, code);
 }
 
-static void answer_error(struct agw_control *c, unsigned peer, uint32_t tid, bool has_tid,
+static void answer_error(struct agw_control *c, uint64_t peer, uint32_t tid, bool has_tid,
                          unsigned code, const char *text, bool cache, unsigned label)
 {
     struct h248_message *m = error_reply(tid, has_tid, code, text);
@@ -411,7 +587,7 @@ static void on_leg_event(void *user, const struct agw_leg_event *ev)
     }
 }
 
-static void execute(struct agw_control *c, unsigned peer, const struct h248_message *msg,
+static void execute(struct agw_control *c, uint64_t peer, const struct h248_message *msg,
                     const struct h248_transaction *t)
 {
     unsigned label = request_label(t);
@@ -464,7 +640,7 @@ static int send_request(struct agw_control *c, struct h248_message *msg, uint32_
         return rc;
     if ((rc = h248_txn_out_send(c->txn_out, tid, c->tx, len, now_ms(c))) < 0)
         return rc;
-    send_to(c, c->target, c->tx, len);
+    send_to(c, target_key(c), c->tx, len);
     *tid_out = tid;
     return 0;
 }
@@ -519,10 +695,10 @@ static void start_registration(struct agw_control *c)
     c->assoc = ASSOC_REGISTERING;
     c->registered_ms = 0;
     c->version = 3;
-    h248_txn_out_cancel_all(c->txn_out);
+    out_cancel_all(c);
     h248_txn_out_reset_rtt(c->txn_out);
     char addr[64];
-    agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
+    agw_config_format_address(&c->peers[c->target].addr, true, addr, sizeof(addr));
     const char *reason = c->was_registered ? "900 Service Restored" : "901 Cold Boot";
     agw_log(AGW_LOG_INFO, "iq: registering with MGC %s (%s)", addr,
             c->was_registered ? "Disconnected" : "Restart");
@@ -535,7 +711,7 @@ static void start_registration(struct agw_control *c)
 static void mgc_lost(struct agw_control *c, const char *why)
 {
     char addr[64];
-    agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
+    agw_config_format_address(&c->peers[c->target].addr, true, addr, sizeof(addr));
     agw_log(AGW_LOG_WARN, "iq: MGC %s lost (%s)", addr, why);
     c->stats.mgc_failovers++;
     if (c->assoc == ASSOC_REGISTERED)
@@ -545,13 +721,74 @@ static void mgc_lost(struct agw_control *c, const char *why)
         return;
     }
     /* Back to the configured list (a redirect target is not kept), next one in order. */
-    c->n_peers = c->cfg->mgc_count;
+    c->n_peers = c->n_configured;
     c->target = (c->target + 1) % c->n_peers;
     start_registration(c);
 }
 
-static void on_registration_reply(struct agw_control *c, unsigned peer,
-                                  const struct h248_transaction *t)
+/* The MGC list of c->cfg replaces the one in use. The MGC registered with (or being tried)
+ * stays where the new list still has it; one reached through MgcIdToTry is kept too, the list
+ * never named it. Otherwise the first MGC of the new list takes over as after a failover, with
+ * every context kept: the ServiceChange says Disconnected once an MGC had the association.
+ * Transactions of a removed MGC end: its replies are not sent, its datagrams are dropped. */
+static void apply_mgc_list(struct agw_control *c)
+{
+    const struct agw_config *cfg = c->cfg;
+    struct mgc_peer peers[AGW_CONFIG_MAX_MGCS + 1];
+    memset(peers, 0, sizeof(peers));
+    unsigned n = 0;
+    bool same = cfg->mgc_count == c->n_configured;
+    for (unsigned i = 0; i < cfg->mgc_count && i < AGW_CONFIG_MAX_MGCS; i++) {
+        int known = peer_index(c, (const struct sockaddr *)&cfg->mgc[i]);
+        peers[n].addr = cfg->mgc[i];
+        peers[n].key = known >= 0 ? c->peers[known].key : c->next_peer_key++;
+        if (known != (int)i)
+            same = false;
+        n++;
+    }
+    if (same)
+        return;
+    const struct mgc_peer current = c->peers[c->target];
+    int now = -1;
+    for (unsigned i = 0; i < n; i++)
+        if (peers[i].key == current.key)
+            now = (int)i;
+    bool redirected = c->target >= c->n_configured;
+    if (now < 0 && redirected) {
+        peers[n] = current;
+        now = (int)n;
+    }
+    memcpy(c->peers, peers, sizeof(peers));
+    c->n_configured = n;
+    c->n_peers = redirected && now == (int)n ? n + 1 : n;
+    char addr[64], first[64];
+    agw_config_format_address(&current.addr, true, addr, sizeof(addr));
+    if (now >= 0) {
+        c->target = (unsigned)now;
+        agw_log(AGW_LOG_INFO, "iq: MGC list reloaded (%u), MGC %s kept", n, addr);
+        return;
+    }
+    c->target = 0;
+    agw_config_format_address(&c->peers[0].addr, true, first, sizeof(first));
+    agw_log(AGW_LOG_INFO, "iq: MGC list reloaded (%u): MGC %s is no longer in it, %s takes over", n,
+            addr, first);
+    if (c->assoc == ASSOC_SHUTTING_DOWN || c->assoc == ASSOC_DOWN)
+        return;
+    if (c->assoc == ASSOC_REGISTERED)
+        c->was_registered = true;
+    start_registration(c);
+}
+
+void agw_control_reload(struct agw_control *c)
+{
+    /* Timers first: a registration the new list starts is a new transaction. */
+    apply_timers(c);
+    apply_mgc_list(c);
+    batch_flush(c);
+    schedule(c);
+}
+
+static void on_registration_reply(struct agw_control *c, const struct h248_transaction *t)
 {
     const struct h248_command *cmd = t->actions ? t->actions->commands : NULL;
     const struct h248_error_desc *err = t->error;
@@ -589,9 +826,10 @@ static void on_registration_reply(struct agw_control *c, unsigned peer,
         } else {
             int known = peer_index(c, (struct sockaddr *)&ss);
             if (known < 0) {
-                c->peers[c->cfg->mgc_count] = ss;
-                c->n_peers = c->cfg->mgc_count + 1;
-                known = (int)c->cfg->mgc_count;
+                known = (int)c->n_configured;
+                c->peers[known].addr = ss;
+                c->peers[known].key = c->next_peer_key++;
+                c->n_peers = c->n_configured + 1;
             }
             agw_log(AGW_LOG_INFO, "iq: redirected to MGC %s", text);
             c->target = (unsigned)known;
@@ -604,9 +842,8 @@ static void on_registration_reply(struct agw_control *c, unsigned peer,
     c->assoc = ASSOC_REGISTERED;
     c->was_registered = true;
     c->registered_ms = now_ms(c);
-    (void)peer;
     char addr[64];
-    agw_config_format_address(&c->peers[c->target], true, addr, sizeof(addr));
+    agw_config_format_address(&c->peers[c->target].addr, true, addr, sizeof(addr));
     agw_log(AGW_LOG_INFO, "iq: registered with MGC %s, version %u", addr, c->version);
 }
 
@@ -669,7 +906,7 @@ out:
 }
 
 /* The label of the transaction tid of peer still executing (AGW_STATS_CMD_NONE if none is). */
-static unsigned pending_label(const struct agw_control *c, unsigned peer, uint32_t tid)
+static unsigned pending_label(const struct agw_control *c, uint64_t peer, uint32_t tid)
 {
     for (const struct pending_exec *p = c->pending.next; p != &c->pending; p = p->next)
         if (p->peer == peer && p->tid == tid)
@@ -705,41 +942,64 @@ static void on_timer(uv_timer_t *timer)
 {
     struct agw_control *c = timer->data;
     uint64_t now = now_ms(c);
-    struct h248_txn_in_event iev;
-    while (h248_txn_in_poll(c->txn_in, now, &iev) == 0) {
-        if (iev.kind == H248_TXN_IN_SEND_PENDING) {
-            size_t len;
-            if (h248_txn_encode_pending(c->version, &c->self_mid, iev.tid, c->tx, sizeof(c->tx),
-                                        &len) == 0) {
-                c->stats.pendings_sent++;
-                send_to(c, (unsigned)iev.peer, c->tx, len);
+    struct h248_txn_in *ins[2] = {c->txn_in_old, c->txn_in};
+    for (int k = 0; k < 2; k++) {
+        struct h248_txn_in_event iev;
+        while (ins[k] != NULL && h248_txn_in_poll(ins[k], now, &iev) == 0) {
+            if (iev.kind == H248_TXN_IN_SEND_PENDING) {
+                size_t len;
+                if (h248_txn_encode_pending(c->version, &c->self_mid, iev.tid, c->tx, sizeof(c->tx),
+                                            &len) == 0) {
+                    c->stats.pendings_sent++;
+                    send_to(c, iev.peer, c->tx, len);
+                }
+            } else {
+                answer_error(c, iev.peer, iev.tid, true, 506,
+                             "number of transaction pendings exceeded", true,
+                             pending_label(c, iev.peer, iev.tid));
             }
-        } else {
-            answer_error(c, (unsigned)iev.peer, iev.tid, true, 506,
-                         "number of transaction pendings exceeded", true,
-                         pending_label(c, (unsigned)iev.peer, iev.tid));
+        }
+        if (ins[k] != NULL)
+            h248_txn_in_expire(ins[k], now, NULL);
+    }
+    /* Losing the MGC cancels every request and frees the old table: the polls end there. */
+    struct h248_txn_out *outs[2] = {c->txn_out_old, c->txn_out};
+    bool lost = false;
+    for (int k = 0; k < 2 && !lost; k++) {
+        struct h248_txn_out_event oev;
+        while (outs[k] != NULL && h248_txn_out_poll(outs[k], now, &oev) == 0) {
+            if (oev.kind == H248_TXN_OUT_RETRANSMIT) {
+                c->stats.retransmissions++;
+                send_to(c, target_key(c), oev.bytes, oev.len);
+            } else {
+                mgc_lost(c, oev.kind == H248_TXN_OUT_GIVE_UP ? "no reply" : "too many pendings");
+                lost = true;
+                break;
+            }
         }
     }
-    h248_txn_in_expire(c->txn_in, now, NULL);
-    struct h248_txn_out_event oev;
-    while (h248_txn_out_poll(c->txn_out, now, &oev) == 0) {
-        if (oev.kind == H248_TXN_OUT_RETRANSMIT) {
-            c->stats.retransmissions++;
-            send_to(c, c->target, oev.bytes, oev.len);
-        } else {
-            mgc_lost(c, oev.kind == H248_TXN_OUT_GIVE_UP ? "no reply" : "too many pendings");
-            break;
-        }
-    }
+    batch_flush(c); /* 506 answers of the pending limit */
     schedule(c);
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
 }
 
 static void schedule(struct agw_control *c)
 {
-    uint64_t in = UINT64_MAX, out = UINT64_MAX, now = now_ms(c);
-    h248_txn_in_next_deadline(c->txn_in, &in);
-    h248_txn_out_next_deadline(c->txn_out, &out);
-    uint64_t next = in < out ? in : out;
+    if (drop_finished_tables(c) && c->timers_waiting)
+        apply_timers(c);
+    uint64_t next = UINT64_MAX, t, now = now_ms(c);
+    if (h248_txn_in_next_deadline(c->txn_in, &t) == 0)
+        next = earliest(next, t);
+    if (c->txn_in_old != NULL && h248_txn_in_next_deadline(c->txn_in_old, &t) == 0)
+        next = earliest(next, t);
+    if (h248_txn_out_next_deadline(c->txn_out, &t) == 0)
+        next = earliest(next, t);
+    if (c->txn_out_old != NULL && h248_txn_out_next_deadline(c->txn_out_old, &t) == 0)
+        next = earliest(next, t);
     if (next == UINT64_MAX) {
         uv_timer_stop(&c->timer);
         return;
@@ -758,7 +1018,7 @@ static bool creates_context(const struct h248_transaction *t)
     return false;
 }
 
-static void handle_request(struct agw_control *c, unsigned peer, const struct h248_message *msg,
+static void handle_request(struct agw_control *c, uint64_t peer, const struct h248_message *msg,
                            const struct h248_transaction *t)
 {
     unsigned label = request_label(t);
@@ -772,7 +1032,7 @@ static void handle_request(struct agw_control *c, unsigned peer, const struct h2
     enum h248_txn_in_verdict verdict;
     const void *stored;
     size_t stored_len;
-    int rc = h248_txn_in_begin(c->txn_in, peer, t->id, now_ms(c), &verdict, &stored, &stored_len);
+    int rc = in_begin(c, peer, t->id, &verdict, &stored, &stored_len);
     if (rc < 0) {
         answer_error(c, peer, t->id, true, 510, "too many transactions in progress", false, label);
         return;
@@ -810,11 +1070,10 @@ static void handle_request(struct agw_control *c, unsigned peer, const struct h2
     }
 }
 
-static void handle_reply(struct agw_control *c, unsigned peer, const struct h248_transaction *t)
+static void handle_reply(struct agw_control *c, uint64_t peer, const struct h248_transaction *t)
 {
     bool ack_now = false;
-    if (h248_txn_out_reply_received(c->txn_out, t->id, t->imm_ack_required, now_ms(c), &ack_now) <
-        0) {
+    if (out_reply_received(c, t->id, t->imm_ack_required, &ack_now) < 0) {
         c->stats.unknown_replies++;
         return;
     }
@@ -825,10 +1084,10 @@ static void handle_reply(struct agw_control *c, unsigned peer, const struct h248
             send_to(c, peer, c->tx, len);
     }
     if (t->id == c->assoc_tid)
-        on_registration_reply(c, peer, t);
+        on_registration_reply(c, t);
 }
 
-static void handle_datagram(struct agw_control *c, unsigned peer, const char *data, size_t len)
+static void handle_datagram(struct agw_control *c, uint64_t peer, const char *data, size_t len)
 {
     struct h248_message *msg;
     struct h248_parse_error err;
@@ -851,11 +1110,14 @@ static void handle_datagram(struct agw_control *c, unsigned peer, const char *da
             handle_reply(c, peer, t);
             break;
         case H248_TRANS_PENDING:
-            h248_txn_out_pending_received(c->txn_out, t->id, now_ms(c));
+            out_pending_received(c, t->id);
             break;
         case H248_TRANS_RESPONSE_ACK:
-            for (const struct h248_ack_range *r = t->acks; r != NULL; r = r->next)
+            for (const struct h248_ack_range *r = t->acks; r != NULL; r = r->next) {
                 h248_txn_in_ack(c->txn_in, peer, r->first, r->last);
+                if (c->txn_in_old != NULL)
+                    h248_txn_in_ack(c->txn_in_old, peer, r->first, r->last);
+            }
             break;
         case H248_TRANS_SEGMENT_REPLY:
             break; /* we never segment: nothing to confirm */
@@ -895,7 +1157,7 @@ static void on_recv(uv_udp_t *udp, ssize_t nread, const uv_buf_t *buf, const str
         }
         return;
     }
-    handle_datagram(c, (unsigned)peer, buf->base, (size_t)nread);
+    handle_datagram(c, c->peers[peer].key, buf->base, (size_t)nread);
     batch_flush(c);
     schedule(c);
 }
@@ -927,24 +1189,27 @@ int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct ag
     c->model = model;
     c->pending.next = c->pending.prev = &c->pending;
     c->version = 3;
-    for (unsigned i = 0; i < cfg->mgc_count; i++)
-        c->peers[i] = cfg->mgc[i];
-    c->n_peers = cfg->mgc_count;
-    struct h248_txn_in_config in_cfg = h248_txn_in_default_config;
-    in_cfg.long_timer_ms = cfg->long_timer_ms;
-    in_cfg.provisional_ms = cfg->provisional_timer_ms;
-    struct h248_txn_out_config out_cfg = h248_txn_out_default_config;
-    out_cfg.initial_rto_ms = cfg->mg_initial_rto_ms;
-    out_cfg.min_rto_ms = cfg->mg_min_rto_ms;
-    out_cfg.max_rto_ms = cfg->mg_max_rto_ms;
-    out_cfg.max_retransmissions = cfg->mg_max_retransmissions;
-    out_cfg.first_tid = (uint32_t)(uv_hrtime() & 0xFFFFF) + 1;
-    out_cfg.seed = uv_hrtime();
+    c->next_peer_key = 1;
+    for (unsigned i = 0; i < cfg->mgc_count; i++) {
+        c->peers[i].addr = cfg->mgc[i];
+        c->peers[i].key = c->next_peer_key++;
+    }
+    c->n_peers = c->n_configured = cfg->mgc_count;
+    c->in_cfg = h248_txn_in_default_config;
+    c->in_cfg.long_timer_ms = cfg->long_timer_ms;
+    c->in_cfg.provisional_ms = cfg->provisional_timer_ms;
+    c->out_cfg = h248_txn_out_default_config;
+    c->out_cfg.initial_rto_ms = cfg->mg_initial_rto_ms;
+    c->out_cfg.min_rto_ms = cfg->mg_min_rto_ms;
+    c->out_cfg.max_rto_ms = cfg->mg_max_rto_ms;
+    c->out_cfg.max_retransmissions = cfg->mg_max_retransmissions;
+    c->out_cfg.first_tid = (uint32_t)(uv_hrtime() & 0xFFFFF) + 1;
+    c->out_cfg.seed = uv_hrtime();
     int rc = parse_self_mid(c);
     if (rc == 0)
-        rc = h248_txn_in_new(&in_cfg, &c->txn_in);
+        rc = h248_txn_in_new(&c->in_cfg, &c->txn_in);
     if (rc == 0)
-        rc = h248_txn_out_new(&out_cfg, &c->txn_out);
+        rc = h248_txn_out_new(&c->out_cfg, &c->txn_out);
     if (rc == 0)
         rc = agw_workers_start(&c->workers, model->workers, loop, on_barrier, on_leg_event, c,
                                debug_worker_delay_ms);
@@ -1024,7 +1289,7 @@ void agw_control_get_state(const struct agw_control *c, struct agw_control_state
     out->association = names[c->assoc];
     out->registered = c->assoc == ASSOC_REGISTERED;
     out->draining = c->draining;
-    out->mgc = c->peers[c->target];
+    out->mgc = c->peers[c->target].addr;
     out->version = c->version;
     out->registered_ms = out->registered ? c->registered_ms : 0;
     out->transactions_in_progress = c->n_pending;
@@ -1107,7 +1372,9 @@ static void on_closed(uv_handle_t *handle)
         free(p);
     }
     h248_txn_in_free(c->txn_in);
+    h248_txn_in_free(c->txn_in_old);
     h248_txn_out_free(c->txn_out);
+    h248_txn_out_free(c->txn_out_old);
     h248_message_free(c->mid_holder);
     agw_control_stopped_cb cb = c->on_stopped;
     free(c);
@@ -1152,7 +1419,7 @@ void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
     }
     /* Graceful ServiceChange, then close once it is answered or given up on. */
     c->assoc = ASSOC_SHUTTING_DOWN;
-    h248_txn_out_cancel_all(c->txn_out);
+    out_cancel_all(c);
     if (send_service_change(c, H248_SC_GRACEFUL, "905 Termination taken out of service") < 0) {
         close_all(c);
         return;
@@ -1166,9 +1433,7 @@ void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
 static void on_shutdown_poll(uv_timer_t *timer)
 {
     struct agw_control *c = timer->data;
-    struct h248_txn_out_stats st;
-    h248_txn_out_get_stats(c->txn_out, &st);
     /* The MGC gets a bounded time to answer: a dead MGC must not hold the gateway up. */
-    if (c->assoc == ASSOC_DOWN || st.outstanding == 0 || ++c->shutdown_polls >= 40)
+    if (c->assoc == ASSOC_DOWN || out_outstanding(c->txn_out) == 0 || ++c->shutdown_polls >= 40)
         close_all(c);
 }

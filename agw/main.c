@@ -7,9 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define DRAIN_DEFAULT_S 300 /* agw-ctl drain without a time */
+/* Descriptors a context may hold (access listener and connection, core listener or connection,
+ * one spare for the accept hand-over), and those of the process itself (Iq, loops, metrics). */
+#define FDS_PER_CONTEXT 4
+#define FDS_BASE 64
 
 static uv_signal_t sig_int, sig_term, sig_hup;
 static struct agw_control *control;
@@ -46,6 +51,47 @@ static void on_stopped(void)
     uv_close((uv_handle_t *)&sig_hup, NULL);
 }
 
+/* The open-files limit, and whether it covers max_contexts. */
+static void check_fd_limit(uint32_t max_contexts)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    unsigned long long need = (unsigned long long)max_contexts * FDS_PER_CONTEXT + FDS_BASE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        agw_log(AGW_LOG_WARN,
+                "open files: the limit %llu is below the %llu that max_contexts %u may need "
+                "(%d a context + %d): raise LimitNOFILE (ulimit -n)",
+                (unsigned long long)rl.rlim_cur, need, (unsigned)max_contexts, FDS_PER_CONTEXT,
+                FDS_BASE);
+}
+
+/* systemd and shells start us with a low soft limit (1024) under a high hard one: sessions
+ * need descriptors, so the soft limit goes up to the hard one. */
+static void raise_fd_limit(uint32_t max_contexts)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        agw_log(AGW_LOG_WARN, "open files: getrlimit: %s", strerror(errno));
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            agw_log(AGW_LOG_WARN, "open files: cannot raise the limit from %llu to %llu: %s",
+                    (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = was;
+        }
+    }
+    if (rl.rlim_cur == was)
+        agw_log(AGW_LOG_INFO, "open files: limit %llu", (unsigned long long)rl.rlim_cur);
+    else
+        agw_log(AGW_LOG_INFO, "open files: limit %llu (raised from %llu)",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+    check_fd_limit(max_contexts);
+}
+
 static void log_identity(const struct agw_realm *r, const char *what)
 {
     char fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
@@ -54,12 +100,13 @@ static void log_identity(const struct agw_realm *r, const char *what)
 }
 
 /* SIGHUP: the configuration is read again. What can change at run time does (log level,
- * limits, timers of the data plane, certificates: new terminations get the new one, running
- * ones keep the one whose fingerprint the ALG was given); the rest is refused with a log line
- * and keeps its value until a restart. No session is dropped. */
+ * limits, the timers of the data plane and of the transactions, the MGC list, default_realm,
+ * certificates: new terminations get the new one, running ones keep the one whose fingerprint
+ * the ALG was given); the rest is refused with a log line and keeps its value until a restart.
+ * No session is dropped. */
 static void reload(void)
 {
-    static struct agw_config fresh;
+    static struct agw_config fresh, next;
     struct agw_config_cli cli;
     char err[512];
     if (agw_config_parse_args(&fresh, saved_argc, saved_argv, &cli, err, sizeof(err)) < 0) {
@@ -68,25 +115,44 @@ static void reload(void)
     }
     if (agw_config_reload_check(&cfg, &fresh, err, sizeof(err)) < 0)
         agw_log(AGW_LOG_WARN, "reload: %s: they keep their values until a restart", err);
-    /* Reloadable in the configuration's terms, not yet applied by this build: said so. */
-    if (fresh.mgc_count != cfg.mgc_count ||
-        memcmp(fresh.mgc, cfg.mgc, sizeof(cfg.mgc[0]) * cfg.mgc_count) != 0 ||
-        fresh.long_timer_ms != cfg.long_timer_ms ||
-        fresh.provisional_timer_ms != cfg.provisional_timer_ms ||
-        fresh.mg_initial_rto_ms != cfg.mg_initial_rto_ms ||
-        fresh.mg_min_rto_ms != cfg.mg_min_rto_ms || fresh.mg_max_rto_ms != cfg.mg_max_rto_ms ||
-        fresh.mg_max_retransmissions != cfg.mg_max_retransmissions ||
-        strcmp(fresh.default_realm, cfg.default_realm) != 0)
-        agw_log(AGW_LOG_WARN, "reload: the MGC list, the transaction timers and default_realm "
-                              "take effect at the next restart");
-    cfg.log_level = fresh.log_level;
+    next = cfg;
+    agw_config_take_reloadable(&next, &fresh);
+    int realm = agw_model_realm_index(&model, next.default_realm, strlen(next.default_realm));
+    if (realm < 0) {
+        /* A realm of the new file only: realms change at a restart. */
+        agw_log(AGW_LOG_WARN, "reload: default_realm %s is not a running realm: %s kept",
+                next.default_realm, cfg.default_realm);
+        snprintf(next.default_realm, sizeof(next.default_realm), "%s", cfg.default_realm);
+        realm = (int)model.default_realm;
+    }
+    /* The new values against what keeps running (iq_listen's family for the MGCs...). */
+    if (agw_config_validate(&next, err, sizeof(err)) < 0) {
+        agw_log(AGW_LOG_ERROR, "reload refused: %s", err);
+        return;
+    }
+    bool more_contexts = next.max_contexts > cfg.max_contexts;
+    cfg = next;
     agw_log_set_level(cfg.log_level);
-    cfg.max_contexts = fresh.max_contexts;
-    model.max_contexts = fresh.max_contexts;
-    cfg.relay_buffer_bytes = fresh.relay_buffer_bytes;
-    model.buffer_bytes = fresh.relay_buffer_bytes;
-    cfg.handshake_timeout_ms = fresh.handshake_timeout_ms;
-    model.handshake_timeout_ms = fresh.handshake_timeout_ms;
+    /* The context table was sized at start, for max_contexts at half load: beyond that it
+     * would fill up. */
+    model.max_contexts = cfg.max_contexts;
+    if (model.max_contexts > model.ctx_cap / 2) {
+        model.max_contexts = (unsigned)(model.ctx_cap / 2);
+        agw_log(AGW_LOG_WARN,
+                "reload: max_contexts %u is more than the context table made at "
+                "start holds: %u until a restart",
+                (unsigned)cfg.max_contexts, model.max_contexts);
+    }
+    /* Existing contexts keep the terminations they have; new Adds and Moves see the limit. */
+    model.max_terms_per_context = cfg.max_terminations_per_context > AGW_MAX_TERMS_PER_CONTEXT
+                                      ? AGW_MAX_TERMS_PER_CONTEXT
+                                      : cfg.max_terminations_per_context;
+    model.default_realm = (unsigned)realm;
+    model.buffer_bytes = cfg.relay_buffer_bytes;
+    model.handshake_timeout_ms = cfg.handshake_timeout_ms;
+    agw_control_reload(control);
+    if (more_contexts)
+        check_fd_limit(cfg.max_contexts);
     for (unsigned i = 0; i < cfg.realm_count; i++) {
         const struct agw_config_realm *now = NULL;
         for (unsigned k = 0; k < fresh.realm_count; k++)
@@ -253,6 +319,7 @@ int main(int argc, char **argv)
     }
     agw_log_set_level(cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(cfg.max_contexts);
 
     unsigned default_realm = 0;
     for (unsigned i = 0; i < cfg.realm_count; i++) {

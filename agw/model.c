@@ -120,7 +120,8 @@ struct agw_context *agw_model_context(struct agw_model *m, uint32_t id)
 
 struct agw_context *agw_model_context_new(struct agw_model *m)
 {
-    if (m->n_contexts >= m->max_contexts)
+    /* The table is sized at start: a max_contexts raised by a reload cannot overfill it. */
+    if (m->n_contexts >= m->max_contexts || (m->n_contexts + 1) * 4 >= m->ctx_cap * 3)
         return NULL;
     /* Ids are handed out in sequence (0 and the reserved 0xFFFFFFFE/F skipped) and never
      * collide with a live context. */

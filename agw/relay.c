@@ -833,7 +833,21 @@ static void on_refused_closed(uv_handle_t *h)
 static void on_connection(uv_stream_t *server, int status)
 {
     struct leg *l = server->data;
-    if (status < 0 || l->released)
+    if (l->released)
+        return;
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        /* libuv would call back again at once for as long as no descriptor frees: the
+         * termination stops listening rather than spin the worker, and the ALG hears of it. */
+        agw_log(AGW_LOG_ERROR, "context %u term %s: out of file descriptors: stops listening",
+                l->conf != NULL ? l->conf->context_id : 0, leg_name(l));
+        post(l, AGW_LEG_FAILED, "out of file descriptors");
+        if (l->has_listener) {
+            l->has_listener = false;
+            close_handle(l, (uv_handle_t *)&l->listener);
+        }
+        return;
+    }
+    if (status < 0)
         return;
     uv_tcp_t *client = malloc(sizeof(*client));
     if (client == NULL || uv_tcp_init(l->r->loop, client) < 0) {

@@ -1170,6 +1170,75 @@ START_TEST(test_reload_check)
 }
 END_TEST
 
+/* A reload takes the reloadable [global] keys of the new file and nothing else: what it gives
+ * passes the reload check against the running configuration, and every reloadable key moved. */
+START_TEST(test_take_reloadable)
+{
+    struct agw_config running, fresh, next;
+    agw_config_init_defaults(&running);
+    fresh = running;
+    static const char *const keys[][3] = {
+        {"global", "log_level", "debug"},
+        {"global", "max_contexts", "5"},
+        {"global", "max_terminations_per_context", "2"},
+        {"global", "default_realm", "core"},
+        {"global", "long_timer_ms", "10000"},
+        {"global", "provisional_timer_ms", "300"},
+        {"global", "mg_initial_rto_ms", "200"},
+        {"global", "mg_min_rto_ms", "50"},
+        {"global", "mg_max_rto_ms", "900"},
+        {"global", "mg_max_retransmissions", "3"},
+        {"global", "relay_buffer_bytes", "8192"},
+        {"global", "handshake_timeout_ms", "2000"},
+        /* Restart-only: must not move. */
+        {"global", "iq_listen", "127.0.0.1:3944"},
+        {"global", "workers", "3"},
+        {"global", "mid", "agw1"},
+        {"realm access", "certificate", "/c.pem"},
+        {"realm access", "private_key", "/k.pem"},
+        {"realm core", "ports", "30000-30001"},
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_int_eq(
+            agw_config_set(&fresh, keys[i][0], keys[i][1], keys[i][2], err, sizeof(err)), 0);
+    /* A list of two replaces a list of one. */
+    fresh.mgc_count = 0;
+    ck_assert_int_eq(
+        agw_config_set(&fresh, "global", "mgc", "127.0.0.1:3001, 127.0.0.1:3002", err, sizeof(err)),
+        0);
+    next = running;
+    agw_config_take_reloadable(&next, &fresh);
+    ck_assert_int_eq(agw_config_reload_check(&running, &next, err, sizeof(err)), 0);
+    ck_assert_int_eq(next.log_level, AGW_LOG_DEBUG);
+    ck_assert_uint_eq(next.max_contexts, 5);
+    ck_assert_uint_eq(next.max_terminations_per_context, 2);
+    ck_assert_str_eq(next.default_realm, "core");
+    ck_assert_uint_eq(next.long_timer_ms, 10000);
+    ck_assert_uint_eq(next.provisional_timer_ms, 300);
+    ck_assert_uint_eq(next.mg_initial_rto_ms, 200);
+    ck_assert_uint_eq(next.mg_min_rto_ms, 50);
+    ck_assert_uint_eq(next.mg_max_rto_ms, 900);
+    ck_assert_uint_eq(next.mg_max_retransmissions, 3);
+    ck_assert_uint_eq(next.relay_buffer_bytes, 8192);
+    ck_assert_uint_eq(next.handshake_timeout_ms, 2000);
+    ck_assert_uint_eq(next.mgc_count, 2);
+    ck_assert_uint_eq(ntohs(((struct sockaddr_in *)&next.mgc[1])->sin_port), 3002);
+    /* Restart-only keys and realm keys (certificates included) kept their running values. */
+    ck_assert_uint_eq(ntohs(((struct sockaddr_in *)&next.iq_listen)->sin_port), 2944);
+    ck_assert_uint_eq(next.workers, 0);
+    ck_assert_str_eq(next.mid, "");
+    ck_assert_str_eq(next.realms[0].certificate, "");
+    ck_assert_uint_eq(next.realms[1].ports.high, 39999);
+    /* Nothing else differs from the new file. */
+    struct agw_config expect = fresh;
+    expect.iq_listen = running.iq_listen;
+    expect.workers = running.workers;
+    memcpy(expect.mid, running.mid, sizeof(expect.mid));
+    memcpy(expect.realms, running.realms, sizeof(expect.realms));
+    ck_assert(agw_config_equal(&next, &expect));
+}
+END_TEST
+
 START_TEST(test_usage)
 {
     const char *u = agw_config_usage();
@@ -1243,6 +1312,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_print_round_trip);
     tcase_add_test(tc, test_equal);
     tcase_add_test(tc, test_reload_check);
+    tcase_add_test(tc, test_take_reloadable);
     suite_add_tcase(s, tc);
     return s;
 }
