@@ -247,6 +247,14 @@ build/fuzz/fuzz_iq_commands: build/fuzz/obj/tests/fuzz/fuzz_iq_commands.o build/
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(UV_LIBS) $(LIB_LIBS) $(INIH_LIBS) $(SYSTEMD_LIBS) \
 	    -lpthread
 
+# The STUN and MSRP harnesses need their codec from agw/ (no libuv).
+build/fuzz/fuzz_stun: build/fuzz/obj/tests/fuzz/fuzz_stun.o build/fuzz/obj/agw/stun.o
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(SSL_LIBS)
+
+build/fuzz/fuzz_msrp_frame: build/fuzz/obj/tests/fuzz/fuzz_msrp_frame.o \
+    build/fuzz/obj/agw/msrp_frame.o
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^
+
 -include $(wildcard build/fuzz/obj/*/*.d build/fuzz/obj/*/*/*.d)
 
 # Seeds are copied to a scratch corpus so that generated inputs never land in the repository.

@@ -297,12 +297,11 @@ int agw_stun_check_request(const uint8_t *p, size_t len, const char *local_ufrag
                            struct agw_stun_request *out, uint16_t *unknown, size_t *n_unknown)
 {
     uint16_t unknown_local[AGW_STUN_MAX_UNKNOWN];
-    size_t n_unknown_local = 0;
+    size_t n_found = 0;
     if (unknown == NULL)
         unknown = unknown_local;
-    if (n_unknown == NULL)
-        n_unknown = &n_unknown_local;
-    *n_unknown = 0;
+    if (n_unknown != NULL)
+        *n_unknown = 0;
     memset(out, 0, sizeof(*out));
     if (local_ufrag == NULL || local_ufrag[0] == '\0' || local_pwd == NULL || local_pwd[0] == '\0')
         return -EINVAL;
@@ -318,7 +317,7 @@ int agw_stun_check_request(const uint8_t *p, size_t len, const char *local_ufrag
     memcpy(out->tid, p + 8, AGW_STUN_TID_LEN);
 
     const struct stun_attr *user = NULL;
-    bool bad_value = read_request_attrs(&m, out, &user, unknown, n_unknown);
+    bool bad_value = read_request_attrs(&m, out, &user, unknown, &n_found);
     /* RFC 8489 §9.1.3: no credentials is a bad request, wrong ones are unauthorized. */
     if (user == NULL || m.mi_off == 0 || user->len > AGW_STUN_USERNAME_MAX || m.mi_len != MI_LEN)
         return AGW_STUN_BAD_REQUEST;
@@ -335,8 +334,11 @@ int agw_stun_check_request(const uint8_t *p, size_t len, const char *local_ufrag
 
     /* Authenticated from here on: the answers are signed. RFC 8489 §6.3 looks for unknown
        attributes once the authentication checks are done. */
-    if (*n_unknown > 0)
+    if (n_found > 0) {
+        if (n_unknown != NULL)
+            *n_unknown = n_found;
         return AGW_STUN_UNKNOWN_ATTRIBUTE;
+    }
     if (bad_value)
         return AGW_STUN_BAD_REQUEST;
     /* RFC 8445 §7.3.1.1: a lite agent cannot take the controlling role, so the peer must. */

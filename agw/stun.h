@@ -51,10 +51,12 @@ bool agw_stun_is_stun(const uint8_t *p, size_t len);
    USERNAME "<local_ufrag>:<remote_ufrag>" (any non-empty sender part when remote_ufrag is NULL),
    MESSAGE-INTEGRITY keyed with local_pwd, FINGERPRINT when present. Returns 0 (answer with
    agw_stun_build_success), an AGW_STUN_ERR_* to drop, or a STUN error code to answer with
-   agw_stun_build_error (400, 401, 420 with the types in unknown[], 487 for ICE-CONTROLLED: a lite
-   agent is always controlled); out->tid is set for every answer, and out->authenticated tells
-   whether the answer must carry MESSAGE-INTEGRITY. unknown (AGW_STUN_MAX_UNKNOWN entries) and
-   n_unknown may be NULL. -EINVAL for empty local credentials. */
+   agw_stun_build_error: 400, 401, 420 with the types in unknown[], 487 for ICE-CONTROLLED (a lite
+   agent is always controlled; a request with no role attribute is accepted). out->tid is set for
+   every answer; out->authenticated tells whether the answer must carry MESSAGE-INTEGRITY, and
+   whether the other fields of out can be trusted. *n_unknown is 0 unless 420. unknown
+   (AGW_STUN_MAX_UNKNOWN entries) and n_unknown may be NULL. -EINVAL for empty local credentials,
+   -ENOMEM when OpenSSL fails. */
 int agw_stun_check_request(const uint8_t *p, size_t len, const char *local_ufrag,
                            const char *local_pwd, const char *remote_ufrag,
                            struct agw_stun_request *out, uint16_t *unknown, size_t *n_unknown);

@@ -665,10 +665,12 @@ START_TEST(unknown_attributes)
     rc = agw_stun_check_request(m.b, m.n, OUR_UFRAG, OUR_PWD, NULL, &r, NULL, NULL);
     ck_assert_int_eq(rc, AGW_STUN_UNKNOWN_ATTRIBUTE);
 
-    /* Unknown and unauthenticated: 401 first. */
+    /* Unknown and unauthenticated: 401 first, and nothing listed for its answer. */
     browser_request(&m, OUR_UFRAG ":" PEER_UFRAG, "wrong", add_unknowns);
+    n = 99;
     rc = agw_stun_check_request(m.b, m.n, OUR_UFRAG, OUR_PWD, NULL, &r, unknown, &n);
     ck_assert_int_eq(rc, AGW_STUN_UNAUTHORIZED);
+    ck_assert_uint_eq(n, 0);
 
     /* After MESSAGE-INTEGRITY, attributes other than FINGERPRINT are ignored. */
     browser_request(&m, OUR_UFRAG ":" PEER_UFRAG, OUR_PWD, NULL);
