@@ -130,6 +130,15 @@ static int push_op(struct agw_exec *x, unsigned worker, const struct agw_op *op)
     return 0;
 }
 
+/* The pending hand-over of t in this transaction, if one was already asked for. */
+static struct agw_released *find_moved(struct agw_exec *x, const struct agw_term *t)
+{
+    for (size_t i = 0; i < x->n_released; i++)
+        if (x->released[i].moved && x->released[i].term == t)
+            return &x->released[i];
+    return NULL;
+}
+
 static struct agw_released *push_released(struct agw_exec *x, struct agw_term *t)
 {
     if (x->n_released == x->cap_released) {
@@ -181,7 +190,13 @@ static int pin_datachannel_context(struct agw_exec *x, struct agw_context *c)
         return 0;
     for (unsigned i = 0; i < c->n_terms; i++) {
         struct agw_term *t = c->terms[i];
-        struct agw_released *r = push_released(x, t);
+        /* Already leaving its old worker in this transaction: it just lands elsewhere. */
+        struct agw_released *r = find_moved(x, t);
+        if (r != NULL) {
+            r->adopt_worker = AGW_DATACHANNEL_WORKER;
+            continue;
+        }
+        r = push_released(x, t);
         struct agw_op op = {.kind = AGW_OP_DETACH, .key = t->key, .term = t};
         if (r == NULL || push_op(x, c->worker, &op) < 0)
             return -ENOMEM;
@@ -732,7 +747,11 @@ static int do_move(struct action_state *as, const struct h248_command *cmd, stru
     struct agw_context *from = t->ctx;
     if (agw_model_term_move(as->m, t, as->ctx) < 0)
         return agw_status_set(st, 434, "context is full");
-    if (from->worker != as->ctx->worker) {
+    struct agw_released *moving = find_moved(as->x, t);
+    if (moving != NULL) {
+        /* Moved twice in one transaction: one hand-over, to where it ends up. */
+        moving->adopt_worker = as->ctx->worker;
+    } else if (from->worker != as->ctx->worker) {
         struct agw_released *r = push_released(as->x, t);
         struct agw_op op = {.kind = AGW_OP_DETACH, .key = t->key, .term = t};
         if (r == NULL || push_op(as->x, from->worker, &op) < 0)

@@ -1171,6 +1171,10 @@ static void open_socket(struct dc_leg *l)
         l->pending_fd = -1; /* owned by the handle now: closed with it */
         return;
     }
+    /* uv_udp_open sets SO_REUSEADDR, with which another local socket could bind the same port
+     * and take the datagrams: the reserved port stays ours alone. */
+    int off = 0;
+    setsockopt(l->pending_fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
     l->pending_fd = -1;
 }
 
