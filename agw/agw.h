@@ -165,6 +165,7 @@ struct agw_model {
     unsigned workers;
     struct agw_tls_ctx *tls_ctx;   /* borrowed: the TLS settings of every secure leg */
     uint32_t handshake_timeout_ms; /* for the legs' configuration */
+    uint32_t ice_consent_timeout_ms;
     uint32_t buffer_bytes;
     unsigned n_contexts, n_terms;
     uint32_t next_context_id;
@@ -220,9 +221,10 @@ struct agw_leg_conf {
     struct agw_tls_ctx *tls_ctx;       /* one reference, dropped with the conf */
     enum h248_stream_mode mode;
     uint32_t handshake_timeout_ms;
-    uint32_t buffer_bytes;          /* per direction, bytes queued toward this leg's socket */
-    uint32_t inactivity_ms;         /* report a connection without bytes either way (0: never) */
-    uint32_t connection_generation; /* a new value drops the current connection */
+    uint32_t ice_consent_timeout_ms; /* ICE-lite: no check for this long stops sending */
+    uint32_t buffer_bytes;           /* per direction, bytes queued toward this leg's socket */
+    uint32_t inactivity_ms;          /* report a connection without bytes either way (0: never) */
+    uint32_t connection_generation;  /* a new value drops the current connection */
     uint16_t local_sctp_port, remote_sctp_port; /* data channels (datagram legs) */
     uint64_t remote_max_message_size;           /* 0: no limit */
     struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];

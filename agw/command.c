@@ -251,6 +251,7 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         conf->tls_ctx = t->secure ? agw_tls_ctx_ref(m->tls_ctx) : NULL;
         conf->mode = t->mode;
         conf->handshake_timeout_ms = m->handshake_timeout_ms;
+        conf->ice_consent_timeout_ms = m->ice_consent_timeout_ms;
         conf->buffer_bytes = m->buffer_bytes;
         conf->inactivity_ms = t->inactivity_ms;
         conf->connection_generation = t->connection_generation;

@@ -177,6 +177,13 @@ static const struct config_key keys[] = {
      RELOAD,
      .def = "10000",
      .help = "time a TLS or DTLS handshake may take"},
+    {.name = "ice_consent_timeout_ms",
+     GLOBAL(ice_consent_timeout_ms),
+     UINT(1000, 600000),
+     RELOAD,
+     .def = "30000",
+     .help = "ICE-lite: time without a connectivity check after which a data-channel leg stops "
+             "sending (RFC 7675)"},
     {.name = "tls_min_version",
      GLOBAL(tls_min_version),
      .type = KEY_ENUM,

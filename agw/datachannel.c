@@ -45,6 +45,16 @@ struct dc_held {
     size_t len;
 };
 
+#define DC_MSRP_PIECES_KEPT 64 /* re-chunked pieces whose responses are mapped back */
+
+/* A piece of a SEND the bridge split: its own transaction id, and the original one the TCP side
+ * waits an answer for (RFC 4975 §5.1: each chunk is a transaction of its own). */
+struct dc_msrp_piece {
+    char tid[AGW_MSRP_TID_MAX], orig[AGW_MSRP_TID_MAX];
+    uint8_t tid_len, orig_len;
+    bool last;
+};
+
 /* The MSRP channel ⇄ TCP/MSRP bridge of a leg: TCP bytes framed into MSRP chunks, each re-chunked
  * to the far end's a=max-message-size and sent as one data-channel message. */
 struct dc_bridge {
@@ -56,7 +66,11 @@ struct dc_bridge {
     size_t piece_len, limit;
     bool piece_pending; /* built, not yet taken by SCTP */
     size_t sent;        /* bytes of the held channel message the TCP leg took so far */
-    bool broken;        /* the core sent something that is not MSRP: its bytes are dropped */
+    uint8_t *out;       /* that message rewritten for TCP (a response to a piece), or NULL */
+    size_t out_len;
+    struct dc_msrp_piece pieces[DC_MSRP_PIECES_KEPT]; /* a ring, oldest overwritten */
+    unsigned next_piece;
+    bool broken; /* the core sent something that is not MSRP: its bytes are dropped */
 };
 
 struct dc_leg {
@@ -107,6 +121,7 @@ struct agw_dc {
 
 static void service(struct dc_leg *l);
 static void pump_events(struct dc_leg *l);
+static int bridge_translate(struct dc_bridge *b, const uint8_t *msg, size_t len);
 
 /* ---- Bookkeeping ---- */
 
@@ -218,6 +233,9 @@ static void reset_bridge(struct dc_leg *l)
     l->bridge.rechunking = false;
     l->bridge.piece_pending = false;
     l->bridge.sent = 0;
+    free(l->bridge.out);
+    l->bridge.out = NULL;
+    memset(l->bridge.pieces, 0, sizeof(l->bridge.pieces));
     agw_msrp_framer_free(&l->bridge.framer);
     agw_msrp_framer_init(&l->bridge.framer, 0);
 }
@@ -513,13 +531,22 @@ static int relay_message(struct dc_leg *l, uint16_t stream, uint32_t ppid, const
     }
     ch->may_reorder = true; /* anything from the far end counts as its ACK */
     if (ch->bridged) {
-        /* Written to TCP intact; what the TCP leg cannot take yet waits (held). */
+        /* Written to TCP intact (but for answers to the pieces of a SEND the bridge split);
+         * what the TCP leg cannot take yet waits (held). */
         struct dc_bridge *b = &l->bridge;
-        b->sent +=
-            agw_relay_bridge_write(l->d->relay, l->conf->bridge_key, data + b->sent, len - b->sent);
-        if (b->sent < len)
+        if (b->sent == 0 && b->out == NULL && bridge_translate(b, data, len) == 1) {
+            l->messages_in++;
+            return 0;
+        }
+        const uint8_t *src = b->out != NULL ? b->out : data;
+        size_t src_len = b->out != NULL ? b->out_len : len;
+        b->sent += agw_relay_bridge_write(l->d->relay, l->conf->bridge_key, src + b->sent,
+                                          src_len - b->sent);
+        if (b->sent < src_len)
             return -EAGAIN;
         b->sent = 0;
+        free(b->out);
+        b->out = NULL;
         l->messages_in++;
         return 0;
     }
@@ -597,6 +624,64 @@ static void handle_reset_done(struct dc_leg *l, uint16_t stream)
 
 /* ---- The MSRP bridge (RFC 8873), TCP to channel ---- */
 
+/* A SEND split in several pieces: the responses to its pieces are mapped back to it. */
+static void remember_piece(struct dc_bridge *b)
+{
+    const struct agw_msrp_rechunker *rc = &b->rechunk;
+    if (rc->pieces < 2 || rc->info.tid_len > AGW_MSRP_TID_MAX ||
+        rc->piece_tid_len > AGW_MSRP_TID_MAX)
+        return;
+    struct dc_msrp_piece *p = &b->pieces[b->next_piece++ % DC_MSRP_PIECES_KEPT];
+    memcpy(p->tid, rc->piece_tid, rc->piece_tid_len);
+    p->tid_len = (uint8_t)rc->piece_tid_len;
+    memcpy(p->orig, rc->info.tid, rc->info.tid_len);
+    p->orig_len = (uint8_t)rc->info.tid_len;
+    p->last = rc->index == rc->pieces;
+}
+
+static struct dc_msrp_piece *find_piece(struct dc_bridge *b, const uint8_t *tid, size_t len)
+{
+    for (unsigned i = 0; i < DC_MSRP_PIECES_KEPT; i++) {
+        struct dc_msrp_piece *p = &b->pieces[i];
+        if (p->tid_len != 0 && p->tid_len == len && memcmp(p->tid, tid, len) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* What goes to TCP for a message from the UE: 0 as it is; 1 nothing (a 200 to a piece other
+ * than the last: the TCP side waits one answer for the whole SEND); 2 b->out holds it rewritten
+ * to the original transaction (the last piece's answer, or the first failure). */
+static int bridge_translate(struct dc_bridge *b, const uint8_t *msg, size_t len)
+{
+    struct agw_msrp_frame_info info;
+    if (agw_msrp_frame_parse(msg, len, &info) != 0 || !info.response)
+        return 0;
+    struct dc_msrp_piece *p = find_piece(b, info.tid, info.tid_len);
+    if (p == NULL)
+        return 0;
+    bool forward = p->last || info.status != 200;
+    uint8_t orig[AGW_MSRP_TID_MAX];
+    size_t orig_len = p->orig_len;
+    memcpy(orig, p->orig, orig_len);
+    p->tid_len = 0;
+    if (!forward)
+        return 1;
+    /* One answer per original SEND: once forwarded, its other pieces' answers are dropped. */
+    for (unsigned i = 0; i < DC_MSRP_PIECES_KEPT; i++)
+        if (b->pieces[i].orig_len == orig_len && memcmp(b->pieces[i].orig, orig, orig_len) == 0)
+            b->pieces[i].tid_len = 0;
+    size_t cap = len + AGW_MSRP_TID_MAX * 2;
+    if ((b->out = malloc(cap)) == NULL)
+        return 0;
+    if (agw_msrp_frame_retid(msg, len, orig, orig_len, b->out, cap, &b->out_len) != 0) {
+        free(b->out);
+        b->out = NULL;
+        return 0;
+    }
+    return 2;
+}
+
 /* Sends the pending piece and builds the next ones; false while SCTP cannot take more. */
 static bool bridge_flush(struct dc_leg *l)
 {
@@ -623,6 +708,7 @@ static bool bridge_flush(struct dc_leg *l)
         int rc = agw_msrp_rechunk_next(&b->rechunk, b->piece, b->limit, &b->piece_len);
         if (rc == 1) {
             b->piece_pending = true;
+            remember_piece(b);
             continue;
         }
         if (rc < 0)
@@ -986,7 +1072,9 @@ static void on_tick(uv_timer_t *t)
             }
         }
         if (l->conf != NULL && l->conf->ice && l->has_remote && !l->consent_expired &&
-            now - l->last_check_ms > DC_CONSENT_MS) {
+            now - l->last_check_ms > (l->conf->ice_consent_timeout_ms
+                                          ? l->conf->ice_consent_timeout_ms
+                                          : DC_CONSENT_MS)) {
             l->consent_expired = true;
             agw_log(AGW_LOG_WARN, "context %u term %s: ICE consent expired: sending stopped",
                     leg_context(l), leg_name(l));

@@ -150,6 +150,7 @@ static void reload(void)
     model.default_realm = (unsigned)realm;
     model.buffer_bytes = cfg.relay_buffer_bytes;
     model.handshake_timeout_ms = cfg.handshake_timeout_ms;
+    model.ice_consent_timeout_ms = cfg.ice_consent_timeout_ms;
     agw_control_reload(control);
     if (more_contexts)
         check_fd_limit(cfg.max_contexts);
@@ -356,6 +357,7 @@ int main(int argc, char **argv)
     }
     model.tls_ctx = tls_ctx;
     model.handshake_timeout_ms = cfg.handshake_timeout_ms;
+    model.ice_consent_timeout_ms = cfg.ice_consent_timeout_ms;
     model.buffer_bytes = cfg.relay_buffer_bytes;
     uv_loop_t *loop = uv_default_loop();
     const char *delay = getenv("AGW_DEBUG_WORKER_DELAY_MS"); /* test hook */

@@ -464,10 +464,10 @@ int agw_msrp_framer_pop(struct agw_msrp_framer *f, const uint8_t **frame, size_t
         return -EINVAL;
     if (f->error != 0)
         return f->error;
-    const uint8_t *p = f->buf + f->head;
     size_t n = f->len - f->head;
     if (n == 0)
-        return 0;
+        return 0; /* before the first input buf is NULL: no pointer arithmetic on it */
+    const uint8_t *p = f->buf + f->head;
     struct agw_msrp_frame_info tmp;
     if (info == NULL)
         info = &tmp;
@@ -657,6 +657,8 @@ int agw_msrp_rechunk_next(struct agw_msrp_rechunker *rc, uint8_t *out, size_t ca
             return -ENOSPC;
         memcpy(out, rc->frame, rc->frame_len);
         *out_len = rc->frame_len;
+        memcpy(rc->piece_tid, rc->info.tid, rc->info.tid_len);
+        rc->piece_tid_len = rc->info.tid_len;
         rc->finished = true;
         return 1;
     }
@@ -704,6 +706,39 @@ int agw_msrp_rechunk_next(struct agw_msrp_rechunker *rc, uint8_t *out, size_t ca
     *out_len = (size_t)(w - out);
     rc->done += piece;
     rc->index++;
+    memcpy(rc->piece_tid, tid, tid_len);
+    rc->piece_tid_len = tid_len;
     rc->finished = last;
     return 1;
+}
+
+int agw_msrp_frame_retid(const uint8_t *frame, size_t len, const uint8_t *tid, size_t tid_len,
+                         uint8_t *out, size_t cap, size_t *out_len)
+{
+    if (frame == NULL || tid == NULL || out == NULL || out_len == NULL)
+        return -EINVAL;
+    if (!ident_valid(tid, tid_len))
+        return -EINVAL;
+    struct agw_msrp_frame_info in;
+    int err = agw_msrp_frame_parse(frame, len, &in);
+    if (err != 0)
+        return err;
+    if (in.has_body &&
+        body_has_end_line(frame + in.body_off, in.body_len, (const char *)tid, tid_len))
+        return -EEXIST;
+    /* Between the ids: the rest of the start line, the headers, the body and the dashes. */
+    size_t mid_off = 5 + in.tid_len;
+    size_t end_off = len - end_line_len(in.tid_len) + 2 + END_DASHES_LEN;
+    size_t mid_len = end_off - mid_off;
+    size_t need = 5 + tid_len + mid_len + tid_len + 3;
+    if (need > cap)
+        return -ENOSPC;
+    uint8_t *w = out;
+    w = put(w, "MSRP ", 5);
+    w = put(w, tid, tid_len);
+    w = put(w, frame + mid_off, mid_len);
+    w = put(w, tid, tid_len);
+    w = put(w, frame + end_off + in.tid_len, 3);
+    *out_len = (size_t)(w - out);
+    return 0;
 }

@@ -89,7 +89,8 @@ int agw_msrp_framer_trim(struct agw_msrp_framer *f);
 typedef int (*agw_msrp_tid_fn)(void *arg, const uint8_t *orig, size_t orig_len, unsigned index,
                                unsigned attempt, char *out, size_t *out_len);
 
-/* Splits one frame into pieces of at most `limit` bytes. Fields are private except pieces. */
+/* Splits one frame into pieces of at most `limit` bytes. Fields are private except the last
+   three, which a relay reads to answer the original transaction for its pieces. */
 struct agw_msrp_rechunker {
     const uint8_t *frame;
     size_t frame_len, limit;
@@ -103,7 +104,9 @@ struct agw_msrp_rechunker {
     size_t payload;              /* body bytes per piece */
     size_t done;                 /* body bytes already emitted */
     unsigned index;
-    size_t pieces; /* how many pieces next will produce */
+    size_t pieces;                    /* how many pieces next will produce */
+    char piece_tid[AGW_MSRP_TID_MAX]; /* the id of the piece next last wrote */
+    size_t piece_tid_len;
 };
 
 /* Prepares rc over frame (borrowed until the last next call). A frame of at most limit bytes
@@ -120,5 +123,12 @@ int agw_msrp_rechunk_init(struct agw_msrp_rechunker *rc, const uint8_t *frame, s
    0 when all pieces are out; -ENOSPC (nothing consumed); -EINVAL for a bad id from tid_fn;
    -EEXIST when no id's end-line is absent from the body; or tid_fn's own error. */
 int agw_msrp_rechunk_next(struct agw_msrp_rechunker *rc, uint8_t *out, size_t cap, size_t *out_len);
+
+/* Writes frame into out (cap bytes) with its transaction id, in the start line and the end-line,
+   replaced by tid: a relay answering the original transaction for the pieces of a re-chunked
+   SEND rewrites the response to the last one. *out_len = bytes written. 0; -EINVAL (tid not an
+   ident); -EPROTO (frame malformed); -EEXIST (tid's end-line occurs in the body); -ENOSPC. */
+int agw_msrp_frame_retid(const uint8_t *frame, size_t len, const uint8_t *tid, size_t tid_len,
+                         uint8_t *out, size_t cap, size_t *out_len);
 
 #endif

@@ -66,7 +66,7 @@ static void start_daemon(unsigned ports_per_realm)
         /* Two workers: data-channel contexts must still land on the one that runs usrsctp. */
         execl(harness_agw_bin(), harness_agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers",
               "2", "--realm", access, "--realm", core, "--handshake-timeout-ms", "8000",
-              "--log-level", "debug", (char *)NULL);
+              "--ice-consent-timeout-ms", "3000", "--log-level", "debug", (char *)NULL);
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
@@ -654,6 +654,72 @@ START_TEST(test_ice_lite)
 }
 END_TEST
 
+/* ICE consent (RFC 7675): an address that passed a check and then goes silent loses consent:
+ * the gateway stops sending to it and tells the ALG. */
+START_TEST(test_ice_consent_expiry)
+{
+    char text[4096], reply[4096];
+    snprintf(text, sizeof(text),
+             "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/SCTP webrtc-datachannel\r\n}}}}}");
+    request_ok(text, reply, sizeof(reply));
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
+    snprintf(text, sizeof(text),
+             "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\na=ice-ufrag:$\r\n"
+             "a=ice-pwd:$\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=application 9 UDP/DTLS/SCTP "
+             "webrtc-datachannel\r\na=setup:active\r\na=fingerprint:sha-256 "
+             "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:"
+             "CC:DD:EE:FF\r\na=ice-ufrag:" UE_ICE_UFRAG "\r\na=ice-pwd:" UE_ICE_PWD "\r\n}}},"
+             "E=5{tlsc/fail}}}",
+             ctx);
+    request_ok(text, reply, sizeof(reply));
+    char ufrag[64], pwd[64];
+    reply_attr(reply, "a=ice-ufrag:", ufrag, sizeof(ufrag));
+    reply_attr(reply, "a=ice-pwd:", pwd, sizeof(pwd));
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in gw;
+    sockaddr_lo((uint16_t)harness_number_after(reply, "m=application "), &gw);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char user[128];
+    snprintf(user, sizeof(user), "%s:%s", ufrag, UE_ICE_UFRAG);
+    struct agw_stun_request req = {.controlling = true,
+                                   .use_candidate = true,
+                                   .priority = 1,
+                                   .username = user,
+                                   .username_len = strlen(user)};
+    memcpy(req.tid, "consent00001", 12);
+    uint8_t msg[512], answer[512];
+    size_t len;
+    ck_assert_int_eq(agw_stun_build_request(&req, pwd, msg, sizeof(msg), &len), 0);
+    sendto(fd, msg, len, 0, (struct sockaddr *)&gw, sizeof(gw));
+    ssize_t n = recv(fd, answer, sizeof(answer), 0);
+    ck_assert_int_ge(n, 20);
+    uint8_t tid[12];
+    struct sockaddr_storage mapped;
+    ck_assert_int_eq(agw_stun_parse_success(answer, (size_t)n, pwd, tid, &mapped), 0);
+    /* The gateway, DTLS server, now waits for a ClientHello from here; none comes, and no
+     * check either: consent ends after the configured 3 s. */
+    const char *notify = wait_notify(8000);
+    ck_assert_msg(strstr(notify, "tlsc/fail{cause=\"ICE consent expired") != NULL,
+                  "Notify '%s' (log %s)", notify, log_path);
+    ck_assert(harness_log_contains(log_path, "ICE consent expired: sending stopped"));
+    /* A new check renews it. */
+    memcpy(req.tid, "consent00002", 12);
+    ck_assert_int_eq(agw_stun_build_request(&req, pwd, msg, sizeof(msg), &len), 0);
+    sendto(fd, msg, len, 0, (struct sockaddr *)&gw, sizeof(gw));
+    n = recv(fd, answer, sizeof(answer), 0);
+    ck_assert_int_ge(n, 20);
+    for (int i = 0; i < 100 && !harness_log_contains(log_path, "ICE consent renewed"); i++)
+        harness_sleep_ms(10);
+    ck_assert(harness_log_contains(log_path, "ICE consent renewed"));
+    close(fd);
+    snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
+    request_ok(text, reply, sizeof(reply));
+}
+END_TEST
+
 /* A Modify whose Remote carries a new a=tls-id (RFC 8842) asks for a new association: the old
  * one ends, the UE's new endpoint handshakes again and channels flow. */
 START_TEST(test_new_tls_id)
@@ -816,6 +882,7 @@ START_TEST(test_msrp_bridge)
     ck_assert_int_eq(send(core, frame, len, 0), (ssize_t)len);
     uint8_t *joined = malloc(BIG);
     size_t joined_len = 0;
+    char piece_tids[64][40];
     char last_flag = 0;
     unsigned pieces = 0;
     while (joined_len < BIG) {
@@ -827,6 +894,9 @@ START_TEST(test_msrp_bridge)
                       pieces);
         ck_assert(info.has_range && info.range.start == joined_len + 1 && info.range.total == BIG);
         ck_assert_uint_le(joined_len + info.body_len, BIG);
+        ck_assert_uint_lt(pieces, 64);
+        snprintf(piece_tids[pieces], sizeof(piece_tids[pieces]), "%.*s", (int)info.tid_len,
+                 (const char *)info.tid);
         memcpy(joined + joined_len, ev.data + info.body_off, info.body_len);
         joined_len += info.body_len;
         last_flag = info.flag;
@@ -838,6 +908,24 @@ START_TEST(test_msrp_bridge)
     ck_assert(memcmp(joined, body, BIG) == 0);
     free(joined);
     free(body);
+
+    /* The UE answers every piece; the core hears one 200 for its SEND, under its own id. */
+    char answer[256];
+    for (unsigned i = 0; i < pieces; i++) {
+        int n = snprintf(answer, sizeof(answer),
+                         "MSRP %s 200 OK\r\nTo-Path: msrp://core.test:7777/s1;tcp\r\n"
+                         "From-Path: msrp://ue.test:9/s2;dc\r\n-------%s$\r\n",
+                         piece_tids[i], piece_tids[i]);
+        ck_assert_int_eq(dc_endpoint_send(ue, stream, false, answer, (size_t)n, WAIT_MS), 0);
+    }
+    int n = snprintf(answer, sizeof(answer),
+                     "MSRP core0001 200 OK\r\nTo-Path: msrp://core.test:7777/s1;tcp\r\n"
+                     "From-Path: msrp://ue.test:9/s2;dc\r\n-------core0001$\r\n");
+    uint8_t heard[256];
+    read_exact(core, heard, (size_t)n);
+    ck_assert_msg(memcmp(heard, answer, (size_t)n) == 0, "core heard '%.*s'", n, heard);
+    struct pollfd more = {.fd = core, .events = POLLIN};
+    ck_assert_msg(poll(&more, 1, 300) == 0, "the core heard more than one answer");
 
     /* A response fits as it is. */
     const char *ok = "MSRP ue000001 200 OK\r\nTo-Path: msrp://ue.test:9/s2;dc\r\n"
@@ -895,6 +983,7 @@ int main(void)
     tcase_add_test(tc, test_hostile_input);
     tcase_add_test(tc, test_new_tls_id);
     tcase_add_test(tc, test_ice_lite);
+    tcase_add_test(tc, test_ice_consent_expiry);
     tcase_add_test(tc, test_msrp_bridge);
     suite_add_tcase(suite, tc);
     TCase *many = tcase_create("many");

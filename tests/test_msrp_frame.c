@@ -453,6 +453,9 @@ START_TEST(framer_garbage_fails_early)
     const uint8_t *fr;
     size_t len, used;
     ck_assert_int_eq(agw_msrp_framer_init(&f, 0), 0);
+    /* Nothing in, nothing allocated yet: nothing out (fuzzing found arithmetic on NULL here). */
+    ck_assert_int_eq(agw_msrp_framer_pop(&f, &fr, &len, NULL), 0);
+    ck_assert_int_eq(agw_msrp_framer_trim(&f), 0);
     ck_assert_int_eq(agw_msrp_framer_feed(&f, "MSR", 3, &used), 0);
     ck_assert_int_eq(agw_msrp_framer_pop(&f, &fr, &len, NULL), 0);
     ck_assert_int_eq(agw_msrp_framer_feed(&f, "X", 1, &used), 0);
@@ -737,6 +740,10 @@ static int rechunk_all(const uint8_t *frame, size_t len, size_t limit, agw_msrp_
         }
         ck_assert_uint_le(n, limit);
         ck_assert_uint_lt(out->n, 8192);
+        struct agw_msrp_frame_info in;
+        ck_assert_int_eq(agw_msrp_frame_parse(buf, n, &in), 0);
+        ck_assert_uint_eq(rc.piece_tid_len, in.tid_len);
+        ck_assert_mem_eq(rc.piece_tid, in.tid, in.tid_len);
         struct collected c;
         ck_assert_int_eq(run_stream(buf, n, limit, 2, &c), 0);
         ck_assert_uint_eq(c.n, 1);
@@ -1076,6 +1083,51 @@ START_TEST(rechunk_tid_generator_and_nospc)
 }
 END_TEST
 
+static int retid(const char *frame, const char *tid, uint8_t *out, size_t cap, size_t *n)
+{
+    return agw_msrp_frame_retid((const uint8_t *)frame, strlen(frame), (const uint8_t *)tid,
+                                strlen(tid), out, cap, n);
+}
+
+START_TEST(retid_frames)
+{
+    uint8_t out[1024], back[1024];
+    size_t n = 0, m = 0;
+    /* The UE answers piece a786hjs2.3; the core hears about a786hjs2. */
+    char piece_ok[512];
+    snprintf(piece_ok, sizeof(piece_ok),
+             "MSRP a786hjs2.3 200 OK\r\nTo-Path: " ALICE "\r\nFrom-Path: " BOB
+             "\r\n-------a786hjs2.3$\r\n");
+    ck_assert_int_eq(retid(piece_ok, "a786hjs2", out, sizeof(out), &n), 0);
+    ck_assert_uint_eq(n, strlen(ok_response));
+    ck_assert_mem_eq(out, ok_response, n);
+    ck_assert_int_eq(
+        agw_msrp_frame_retid(out, n, (const uint8_t *)"a786hjs2.3", 10, back, sizeof(back), &m), 0);
+    ck_assert_uint_eq(m, strlen(piece_ok));
+    ck_assert_mem_eq(back, piece_ok, m);
+
+    /* A request keeps its headers and body. */
+    ck_assert_int_eq(retid(send_text, "Zz9-x.y+%=", out, sizeof(out), &n), 0);
+    struct agw_msrp_frame_info a = parse_ok(send_text), b;
+    ck_assert_int_eq(agw_msrp_frame_parse(out, n, &b), 0);
+    ck_assert_mem_eq(b.tid, "Zz9-x.y+%=", 10);
+    ck_assert_int_eq(b.flag, '$');
+    ck_assert_uint_eq(b.body_len, a.body_len);
+    ck_assert_mem_eq(out + b.body_off, send_text + a.body_off, a.body_len);
+    ck_assert_uint_eq(b.headers_len, a.headers_len);
+    ck_assert_mem_eq(out + b.headers_off, send_text + a.headers_off, a.headers_len);
+
+    /* The decoy body holds "-------d3c0yT1$": that id cannot frame it. */
+    ck_assert_int_eq(retid(send_decoys, "d3c0yT1", out, sizeof(out), &n), -EEXIST);
+    ck_assert_int_eq(retid(send_decoys, "d3c0yT2", out, sizeof(out), &n), 0);
+    ck_assert_int_eq(retid(send_text, "abc", out, sizeof(out), &n), -EINVAL);
+    ck_assert_int_eq(retid(send_text, "-abc", out, sizeof(out), &n), -EINVAL);
+    ck_assert_int_eq(retid(malformed[6], "abcd", out, sizeof(out), &n), -EPROTO);
+    ck_assert_int_eq(retid(ok_response, "abcd", out, strlen(ok_response) - 9, &n), -ENOSPC);
+    ck_assert_int_eq(retid(ok_response, "abcd", out, strlen(ok_response) - 8, &n), 0);
+}
+END_TEST
+
 /* Every file of the fuzz corpus goes through the framer whole and byte by byte alike. */
 START_TEST(fuzz_corpus_replay)
 {
@@ -1135,6 +1187,7 @@ static Suite *msrp_frame_suite(void)
     tcase_add_test(tc, rechunk_long_tid);
     tcase_add_test(tc, rechunk_avoids_end_line_in_body);
     tcase_add_test(tc, rechunk_tid_generator_and_nospc);
+    tcase_add_test(tc, retid_frames);
     suite_add_tcase(s, tc);
     return s;
 }
