@@ -138,7 +138,11 @@ struct agw_term {
     char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
     char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
     uint64_t added_ms;
-    uint64_t octets_sent, octets_received; /* final figures, filled when the worker releases it */
+    /* Figures a worker wrote at release (or for an Audit): wire octets, and for data-channel
+     * legs the channel messages relayed each way and the channels opened. */
+    uint64_t octets_sent, octets_received;
+    uint64_t messages_sent, messages_received;
+    uint32_t channels;
     /* control.c: the leg's last report (enum agw_leg_state, enum agw_leg_cause when failed), for
      * agw-ctl show contexts and the handshake counters. */
     uint8_t leg_state, leg_cause;
@@ -191,6 +195,9 @@ struct agw_term *agw_model_term(struct agw_model *m, const char *id, size_t len)
 /* A new termination in realm, added to c; NULL (and *code set: 432, 434, 510) on failure. */
 struct agw_term *agw_model_term_new(struct agw_model *m, struct agw_context *c, unsigned realm,
                                     unsigned *code);
+struct agw_leg_figures;
+/* Copies a worker's figures into t (the worker owns t's figure fields until its op is done). */
+void agw_term_set_figures(struct agw_term *t, const struct agw_leg_figures *f);
 /* Unlinks t from its context and the index; the caller frees it with agw_model_term_free. */
 void agw_model_term_remove(struct agw_model *m, struct agw_term *t);
 void agw_model_term_free(struct agw_term *t);
@@ -262,12 +269,18 @@ void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, b
 /* Installs a new configuration for its leg (takes ownership of conf). */
 void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf);
 /* Closes the leg at once (close_notify first when TLS is up) and gives its wire figures. */
-void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
-                       uint64_t *octets_received);
+/* A leg's figures: wire octets each way; for data-channel legs also channel messages and the
+ * channels opened. */
+struct agw_leg_figures {
+    uint64_t octets_sent, octets_received;
+    uint64_t messages_sent, messages_received;
+    uint32_t channels;
+};
+void agw_relay_release(struct agw_relay *r, uint64_t key, struct agw_leg_figures *out);
 /* Hands the leg's listening socket back (a dup), closing the rest; -1 when there is none. */
 int agw_relay_detach(struct agw_relay *r, uint64_t key);
 /* The leg's wire figures so far (0 when unknown). */
-void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received);
+void agw_relay_figures(struct agw_relay *r, uint64_t key, struct agw_leg_figures *out);
 /* Closes every leg; the relay is freed once the loop ran the close callbacks. */
 void agw_relay_close(struct agw_relay *r);
 /* Bytes of the MSRP data channel toward the TCP leg key (borrowed); how many it took. */
@@ -289,11 +302,10 @@ void agw_dc_configure(struct agw_dc *d, struct agw_leg_conf *conf);
 /* Whether key names a data-channel leg of d. */
 bool agw_dc_has(struct agw_dc *d, uint64_t key);
 /* Closes the leg (ABORT and close_notify first) and gives its wire figures. */
-void agw_dc_release(struct agw_dc *d, uint64_t key, uint64_t *octets_sent,
-                    uint64_t *octets_received);
+void agw_dc_release(struct agw_dc *d, uint64_t key, struct agw_leg_figures *out);
 /* Hands the leg's UDP socket back (a dup), closing the rest; -1 when there is none. */
 int agw_dc_detach(struct agw_dc *d, uint64_t key);
-void agw_dc_figures(struct agw_dc *d, uint64_t key, uint64_t *sent, uint64_t *received);
+void agw_dc_figures(struct agw_dc *d, uint64_t key, struct agw_leg_figures *out);
 /* Closes every leg; d is freed once the loop ran the close callbacks. */
 void agw_dc_close(struct agw_dc *d);
 /* RFC 8873 bridge, for relay.c: MSRP bytes from the TCP leg toward leg key's MSRP channel
@@ -312,6 +324,7 @@ enum agw_op_kind {
     AGW_OP_RELEASE,   /* close its sockets, report its figures */
     AGW_OP_DETACH,    /* hand its socket back (Move to another worker) */
     AGW_OP_BARRIER,   /* everything before it is done: report back with the cookie */
+    AGW_OP_FIGURES,   /* write the leg's figures so far into term (an Audit) */
 };
 
 struct agw_op {
@@ -319,7 +332,7 @@ struct agw_op {
     uint64_t key;
     int fd;
     bool datagram, listening;
-    struct agw_term *term;     /* RELEASE/DETACH: the worker writes the final figures/fd here */
+    struct agw_term *term;     /* RELEASE/DETACH/FIGURES: the worker writes figures/fd here */
     struct agw_leg_conf *conf; /* CONFIGURE: ownership passes to the worker */
     uint64_t cookie;           /* BARRIER */
 };
@@ -393,6 +406,7 @@ struct agw_exec {
         struct h248_statistics *stats; /* NULL when the reply carries none */
         unsigned adopt_worker;         /* Move across workers: adopt here once detached */
         bool moved;
+        bool audited; /* still alive: only its statistics wait for the worker's figures */
     } * released;
     size_t n_released, cap_released;
 };

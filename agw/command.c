@@ -81,18 +81,25 @@ static struct h248_property *stat_property(struct agw_exec *x, const char *name)
 }
 
 /* nt/os, nt/or, nt/dur with values filled in by fill_statistics. */
-static struct h248_statistics *statistics_descriptor(struct agw_exec *x, struct h248_command *c)
+/* The statistics of t: nt/os, nt/or, nt/dur, and for a data-channel termination the channel
+ * messages sent and received and the channels opened (dc/ms, dc/mr, dc/ch). */
+static const char *const stat_names[] = {"nt/os", "nt/or", "nt/dur", "dc/ms", "dc/mr", "dc/ch"};
+
+static struct h248_statistics *statistics_descriptor(struct agw_exec *x, struct h248_command *c,
+                                                     const struct agw_term *t)
 {
     struct h248_descriptor *d = append_descriptor(x, c, H248_DESC_STATISTICS);
     if (d == NULL)
         return NULL;
-    struct h248_property *os = stat_property(x, "nt/os"), * or = stat_property(x, "nt/or"),
-                         *dur = stat_property(x, "nt/dur");
-    if (os == NULL || or == NULL || dur == NULL)
-        return NULL;
-    os->next = or ;
-    or->next = dur;
-    d->u.statistics.items = os;
+    size_t n = t->datagram ? 6 : 3;
+    struct h248_property **tail = &d->u.statistics.items;
+    for (size_t i = 0; i < n; i++) {
+        struct h248_property *p = stat_property(x, stat_names[i]);
+        if (p == NULL)
+            return NULL;
+        *tail = p;
+        tail = &p->next;
+    }
     return &d->u.statistics;
 }
 
@@ -106,10 +113,12 @@ static void set_u64(struct agw_exec *x, struct h248_property *p, uint64_t v)
 static void fill_statistics(struct agw_exec *x, struct h248_statistics *s, const struct agw_term *t,
                             uint64_t now_ms)
 {
-    struct h248_property *os = s->items, * or = os->next, *dur = or->next;
-    set_u64(x, os, t->octets_sent);
-    set_u64(x, or, t->octets_received);
-    set_u64(x, dur, now_ms >= t->added_ms ? now_ms - t->added_ms : 0);
+    uint64_t values[] = {
+        t->octets_sent,   t->octets_received,   now_ms >= t->added_ms ? now_ms - t->added_ms : 0,
+        t->messages_sent, t->messages_received, t->channels};
+    size_t i = 0;
+    for (struct h248_property *p = s->items; p != NULL && i < 6; p = p->next)
+        set_u64(x, p, values[i++]);
 }
 
 static int push_op(struct agw_exec *x, unsigned worker, const struct agw_op *op)
@@ -715,7 +724,7 @@ static int do_subtract(struct action_state *as, const struct h248_command *cmd,
             return agw_status_set(st, 510, "out of memory");
         if (!cmd->wildcard_reply) {
             struct h248_command *c = reply_command(as->x, as->ra, cmd, t->id, t->id_len);
-            if (c == NULL || (stats && (r->stats = statistics_descriptor(as->x, c)) == NULL))
+            if (c == NULL || (stats && (r->stats = statistics_descriptor(as->x, c, t)) == NULL))
                 return agw_status_set(st, 510, "out of memory");
         }
         struct agw_op op = {.kind = AGW_OP_RELEASE, .key = t->key, .term = t};
@@ -815,7 +824,7 @@ static int audit_events(struct agw_exec *x, struct h248_command *c, bool has, ui
 }
 
 /* One audited termination: the descriptors asked for by the Audit items. */
-static int audit_term(struct action_state *as, struct h248_command *c, const struct agw_term *t,
+static int audit_term(struct action_state *as, struct h248_command *c, struct agw_term *t,
                       const struct h248_audit *audit, struct agw_status *st)
 {
     for (const struct h248_audit_item *i = audit->items; i != NULL; i = i->next) {
@@ -831,10 +840,14 @@ static int audit_term(struct action_state *as, struct h248_command *c, const str
                 audit_events(as->x, c, t->has_events, t->events_request_id, t->events, t->n_events);
             break;
         case H248_TOK_STATISTICS: {
-            struct h248_statistics *s = statistics_descriptor(as->x, c);
-            if (s == NULL)
+            /* The live figures are the worker's: the reply waits for them. */
+            struct h248_statistics *s = statistics_descriptor(as->x, c, t);
+            struct agw_released *r = s != NULL ? push_released(as->x, t) : NULL;
+            struct agw_op op = {.kind = AGW_OP_FIGURES, .key = t->key, .term = t};
+            if (r == NULL || push_op(as->x, t->ctx->worker, &op) < 0)
                 return agw_status_set(st, 510, "out of memory");
-            fill_statistics(as->x, s, t, as->now_ms);
+            r->stats = s;
+            r->audited = true;
             break;
         }
         case H248_TOK_PACKAGES:
@@ -1091,6 +1104,8 @@ void agw_exec_finish(struct agw_model *m, struct agw_exec *x, uint64_t now_ms)
             continue; /* still alive: its socket is re-adopted by the caller */
         if (r->stats != NULL)
             fill_statistics(x, r->stats, r->term, now_ms);
+        if (r->audited)
+            continue;
         if (r->term->port_reserved && r->term->port != 9)
             agw_realm_release(r->term->realm, r->term->port);
         agw_model_term_free(r->term);

@@ -475,7 +475,8 @@ static void finish_exec(struct agw_control *c, struct pending_exec *p)
     /* The workers wrote the final figures; agw_exec_finish frees the terminations. */
     for (size_t i = 0; i < p->x.n_released; i++) {
         const struct agw_term *t = p->x.released[i].term;
-        if (p->x.released[i].moved || t == NULL || t->realm_index >= AGW_CONFIG_MAX_REALMS)
+        if (p->x.released[i].moved || p->x.released[i].audited || t == NULL ||
+            t->realm_index >= AGW_CONFIG_MAX_REALMS)
             continue;
         c->stats.relayed_bytes[t->realm_index][0] += t->octets_received;
         c->stats.relayed_bytes[t->realm_index][1] += t->octets_sent;

@@ -97,6 +97,7 @@ struct dc_leg {
     bool consent_expired;   /* ICE: no check for DC_CONSENT_MS: we stop sending */
     bool nominated;         /* ICE: the remote is the address the peer nominated */
     uint64_t wire_in, wire_out, messages_in, messages_out, dropped;
+    uint32_t channels_opened;
     struct agw_log_limit log_limit;
 };
 
@@ -342,6 +343,7 @@ static struct dc_channel *channel_new(struct dc_leg *l, uint16_t stream)
     struct dc_channel *ch = calloc(1, sizeof(*ch));
     if (ch == NULL)
         return NULL;
+    l->channels_opened++;
     ch->stream = stream;
     ch->peer_stream = -1;
     l->channels[stream] = ch;
@@ -1384,12 +1386,10 @@ static void release_leg(struct agw_dc *d, struct dc_leg *l)
     update_tick(d);
 }
 
-void agw_dc_release(struct agw_dc *d, uint64_t key, uint64_t *octets_sent,
-                    uint64_t *octets_received)
+void agw_dc_release(struct agw_dc *d, uint64_t key, struct agw_leg_figures *out)
 {
+    agw_dc_figures(d, key, out);
     struct dc_leg *l = find(d, key);
-    *octets_sent = l != NULL ? l->wire_out : 0;
-    *octets_received = l != NULL ? l->wire_in : 0;
     if (l != NULL) {
         agw_log(AGW_LOG_DEBUG,
                 "context %u term %s: released (messages in %llu out %llu, dropped "
@@ -1418,11 +1418,17 @@ int agw_dc_detach(struct agw_dc *d, uint64_t key)
     return fd;
 }
 
-void agw_dc_figures(struct agw_dc *d, uint64_t key, uint64_t *sent, uint64_t *received)
+void agw_dc_figures(struct agw_dc *d, uint64_t key, struct agw_leg_figures *out)
 {
     struct dc_leg *l = find(d, key);
-    *sent = l != NULL ? l->wire_out : 0;
-    *received = l != NULL ? l->wire_in : 0;
+    memset(out, 0, sizeof(*out));
+    if (l == NULL)
+        return;
+    out->octets_sent = l->wire_out;
+    out->octets_received = l->wire_in;
+    out->messages_sent = l->messages_out;
+    out->messages_received = l->messages_in;
+    out->channels = l->channels_opened;
 }
 
 static void on_tick_closed(uv_handle_t *h)

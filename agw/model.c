@@ -311,6 +311,15 @@ void agw_model_term_remove(struct agw_model *m, struct agw_term *t)
     unlink_from_context(t);
 }
 
+void agw_term_set_figures(struct agw_term *t, const struct agw_leg_figures *f)
+{
+    t->octets_sent = f->octets_sent;
+    t->octets_received = f->octets_received;
+    t->messages_sent = f->messages_sent;
+    t->messages_received = f->messages_received;
+    t->channels = f->channels;
+}
+
 void agw_model_term_free(struct agw_term *t)
 {
     if (t == NULL)

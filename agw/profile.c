@@ -31,15 +31,21 @@ static const struct {
 } items[] = {
     {"ipdc/realm", AGW_ITEM_PROPERTY}, /* H.248.41 */
     {"nt/os", AGW_ITEM_STATISTIC},     /* H.248.1 Annex E.11 */
-    {"nt/or", AGW_ITEM_STATISTIC},     {"nt/dur", AGW_ITEM_STATISTIC},
-    {"nt/netfail", AGW_ITEM_EVENT},    {"it/ito", AGW_ITEM_EVENT}, /* H.248.14 */
+    {"nt/or", AGW_ITEM_STATISTIC},
+    {"nt/dur", AGW_ITEM_STATISTIC},
+    {"nt/netfail", AGW_ITEM_EVENT},
+    {"it/ito", AGW_ITEM_EVENT},      /* H.248.14 */
     {"tlsc/est", AGW_ITEM_SIGNAL},   /* TLS session control: establish (unconfirmed name) */
     {"tlsc/fail", AGW_ITEM_EVENT},   /* TLS session control: failure (unconfirmed name) */
     {"adid/ipstop", AGW_ITEM_EVENT}, /* H.248.40 ip flow stop detection (dt, seconds) */
+    /* Data-channel statistics: messages sent, received, channels opened (gateway-defined) */
+    {"dc/ms", AGW_ITEM_STATISTIC},
+    {"dc/mr", AGW_ITEM_STATISTIC},
+    {"dc/ch", AGW_ITEM_STATISTIC},
 };
 
 static const struct agw_package_info packages[] = {
-    {"ipdc", 1}, {"nt", 1}, {"it", 1}, {"tlsc", 1}, {"adid", 1},
+    {"ipdc", 1}, {"nt", 1}, {"it", 1}, {"tlsc", 1}, {"adid", 1}, {"dc", 1},
 };
 
 const struct agw_package_info *agw_profile_packages(size_t *n)

@@ -1061,29 +1061,28 @@ static void release_leg(struct agw_relay *r, struct leg *l)
     close_leg(l);
 }
 
-void agw_relay_release(struct agw_relay *r, uint64_t key, uint64_t *octets_sent,
-                       uint64_t *octets_received)
+void agw_relay_release(struct agw_relay *r, uint64_t key, struct agw_leg_figures *out)
 {
     if (agw_dc_has(r->dc, key)) {
-        agw_dc_release(r->dc, key, octets_sent, octets_received);
+        agw_dc_release(r->dc, key, out);
         return;
     }
+    agw_relay_figures(r, key, out);
     struct leg *l = find(r, key);
-    *octets_sent = l != NULL ? l->wire_out : 0;
-    *octets_received = l != NULL ? l->wire_in : 0;
     if (l != NULL)
         release_leg(r, l);
 }
 
-void agw_relay_figures(struct agw_relay *r, uint64_t key, uint64_t *sent, uint64_t *received)
+void agw_relay_figures(struct agw_relay *r, uint64_t key, struct agw_leg_figures *out)
 {
     if (agw_dc_has(r->dc, key)) {
-        agw_dc_figures(r->dc, key, sent, received);
+        agw_dc_figures(r->dc, key, out);
         return;
     }
     struct leg *l = find(r, key);
-    *sent = l != NULL ? l->wire_out : 0;
-    *received = l != NULL ? l->wire_in : 0;
+    memset(out, 0, sizeof(*out));
+    out->octets_sent = l != NULL ? l->wire_out : 0;
+    out->octets_received = l != NULL ? l->wire_in : 0;
 }
 
 int agw_relay_detach(struct agw_relay *r, uint64_t key)

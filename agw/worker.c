@@ -79,17 +79,21 @@ static void run_op(struct worker *w, const struct agw_op *op)
         agw_relay_configure(w->relay, op->conf);
         return;
     case AGW_OP_RELEASE: {
-        uint64_t sent, received;
-        agw_relay_release(w->relay, op->key, &sent, &received);
-        if (op->term != NULL) {
-            op->term->octets_sent = sent;
-            op->term->octets_received = received;
-        }
+        struct agw_leg_figures f;
+        agw_relay_release(w->relay, op->key, &f);
+        if (op->term != NULL)
+            agw_term_set_figures(op->term, &f);
         return;
     }
     case AGW_OP_DETACH:
         op->term->fd = agw_relay_detach(w->relay, op->key);
         return;
+    case AGW_OP_FIGURES: {
+        struct agw_leg_figures f;
+        agw_relay_figures(w->relay, op->key, &f);
+        agw_term_set_figures(op->term, &f);
+        return;
+    }
     case AGW_OP_BARRIER: {
         struct report rep = {.cookie = op->cookie};
         report(w->ws, &rep);

@@ -431,6 +431,15 @@ START_TEST(test_flow_plain_core)
     ck_assert_uint_eq(ue_stream % 2, 0);       /* the UE is the DTLS client: even ids */
     ck_assert_uint_eq(core_stream, ue_stream); /* relayed 1:1 */
     exchange_all(&s, ue_stream, core_stream);
+    /* Audit gives the live figures: 10 messages each way on 1 channel, and the wire octets. */
+    char text[128], reply[4096];
+    snprintf(text, sizeof(text), "C=%u{AV=%s{AT{SA}}}", s.ctx, s.access_id);
+    request_ok(text, reply, sizeof(reply));
+    ck_assert_msg(harness_number_after(reply, "dc/ms=") == 10 &&
+                      harness_number_after(reply, "dc/mr=") == 10 &&
+                      harness_number_after(reply, "dc/ch=") == 1,
+                  "%s", reply);
+    ck_assert_uint_gt(harness_number_after(reply, "nt/or="), 2 * MAX_MESSAGE);
     session_close(&s);
 }
 END_TEST

@@ -238,7 +238,7 @@ START_TEST(modify_brings_fingerprint_and_audit_shows_it)
     ck_assert_msg(strstr(r, "M{TS{SI=IV},ST=1{O{MO=SR}") != NULL, "%s", r);
     ck_assert_msg(strstr(r, "R{v=0\r\nc=IN IP4 192.0.2.7") != NULL, "%s", r);
     ck_assert_msg(strstr(r, "SA{nt/os=0,nt/or=0,nt/dur=0}") != NULL, "%s", r);
-    ck_assert_msg(strstr(r, "PG{ipdc-1,nt-1,it-1,tlsc-1,adid-1}") != NULL, "%s", r);
+    ck_assert_msg(strstr(r, "PG{ipdc-1,nt-1,it-1,tlsc-1,adid-1,dc-1}") != NULL, "%s", r);
 }
 END_TEST
 
