@@ -56,7 +56,7 @@ endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench bench-codec bench-tls bench-setup demo run deps install uninstall
+        clean bench bench-dc bench-codec bench-tls bench-setup demo run deps install uninstall
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -94,7 +94,8 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 
 $(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/bench_bulk.o \
-    $(1)/obj/tools/bench_ref.o $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+    $(1)/obj/tools/bench_ref.o $(1)/obj/tools/iq_client.o $(1)/obj/tools/bench_dc.o \
+    $(1)/obj/tools/dc_endpoint.o $(1)/obj/agw/stun.o $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 
 $(1)/dc-peer: $(1)/obj/tools/dc-peer.o $(1)/obj/tools/dc_endpoint.o $(1)/obj/agw/stun.o \
@@ -315,6 +316,20 @@ format-check:
 
 compdb:
 	bear --output compile_commands.json -- $(MAKE) -B all tests
+
+# Data-channel throughput (issues 5/6): a gateway of our own on loopback; 1 KiB and 64 KiB
+# messages over a UDP/SCTP and a UDP/DTLS/SCTP core leg; its CPU time per GB relayed.
+bench-dc: build/agw-bench build/ims-agw
+	@build/ims-agw --iq-listen 127.0.0.1:2944 --mgc 127.0.0.1:2945 --workers 2 \
+	    --realm access,127.0.0.1,6000-6099 --realm core,127.0.0.1,6100-6199 --log-level warn & \
+	pid=$$!; status=0; \
+	for core in plain dtls; do \
+	    build/agw-bench dc --listen 127.0.0.1:2945 --target-pid $$pid --core $$core \
+	        --size 1K --messages 80000 || status=1; \
+	    build/agw-bench dc --listen 127.0.0.1:2945 --target-pid $$pid --core $$core \
+	        --size 64K --messages 6000 || status=1; \
+	done; \
+	kill $$pid; wait $$pid || status=1; exit $$status
 
 bench-codec: build/bench-codec
 	build/bench-codec

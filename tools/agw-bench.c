@@ -1,8 +1,10 @@
 /* agw-bench: capacity figures for ims-agw. Mode `setup`: Iq session set-ups per second,
- * pipelined, with reply latency percentiles (the relay modes come with the TLS data plane). */
+ * pipelined, with reply latency percentiles; `bulk` (bench_bulk.c) and `dc` (bench_dc.c): relay
+ * throughput. */
 #define _GNU_SOURCE /* memmem */
 #include "h248/h248.h"
 #include "tools/bench_bulk.h"
+#include "tools/bench_dc.h"
 #include "tools/iq_client.h"
 
 #include <errno.h>
@@ -206,7 +208,8 @@ pid_t bench_spawn_gateway(const char *bin, const char *iq, const char *mgc, cons
 
 static void usage(FILE *f)
 {
-    fputs("usage: agw-bench setup [options]   (agw-bench bulk -h: relay throughput)\n"
+    fputs("usage: agw-bench setup [options]   (agw-bench bulk -h: relay throughput,\n"
+          "                                    agw-bench dc -h: data-channel throughput)\n"
           "  Iq session set-ups per second: Add core + Add access (fingerprint requested)\n"
           "  + Modify core + Subtract *, pipelined; reply latency percentiles.\n"
           "  --sessions N        sessions to set up and release (default 100000)\n"
@@ -224,6 +227,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "bulk") == 0)
         return bench_bulk_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "dc") == 0)
+        return bench_dc_main(argc, argv);
     if (argc < 2 || strcmp(argv[1], "setup") != 0) {
         usage(argc > 1 && strcmp(argv[1], "-h") == 0 ? stdout : stderr);
         return argc > 1 && strcmp(argv[1], "-h") == 0 ? 0 : 2;
