@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -955,6 +956,93 @@ START_TEST(test_msrp_bridge)
 }
 END_TEST
 
+/* ---- SCTP INIT flood on a core leg ---- */
+
+/* CRC32c (Castagnoli, reflected 0x82F63B78), as SCTP's checksum: its complement, little-endian. */
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* One SCTP packet holding an INIT chunk with initiate tag `tag`. */
+static size_t sctp_init_packet(uint8_t *p, uint32_t tag)
+{
+    memset(p, 0, 32);
+    p[0] = 5000 >> 8, p[1] = 5000 & 0xff, p[2] = 5000 >> 8, p[3] = 5000 & 0xff; /* ports */
+    p[12] = 1;                                                                  /* INIT */
+    p[15] = 20;                                                                 /* length */
+    p[16] = (uint8_t)(tag >> 24), p[17] = (uint8_t)(tag >> 16);
+    p[18] = (uint8_t)(tag >> 8), p[19] = (uint8_t)tag;
+    p[21] = 0x01;                           /* a_rwnd 65536 */
+    p[24] = 0x04, p[26] = 0x04;             /* 1024 streams each way */
+    p[28] = (uint8_t)(tag >> 8), p[31] = 1; /* initial TSN */
+    uint32_t crc = crc32c_bitwise(p, 32);
+    p[8] = (uint8_t)crc, p[9] = (uint8_t)(crc >> 8), p[10] = (uint8_t)(crc >> 16);
+    p[11] = (uint8_t)(crc >> 24);
+    return 32;
+}
+
+/* 20,000 INITs from the address a core leg's Remote names reach usrsctp (it answers them with
+ * INIT-ACKs, keeping no state), while another session's channel keeps carrying messages. */
+START_TEST(test_sctp_init_flood)
+{
+    struct dc_session ok;
+    struct session_opts o = {0};
+    session_open(&ok, &o);
+    session_wait_up(&ok);
+    uint16_t us, cs;
+    open_channel(ok.ue, ok.core, DCEP_CHANNEL_RELIABLE, "alive", "", &us, &cs);
+
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in me;
+    sockaddr_lo(0, &me);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    socklen_t me_len = sizeof(me);
+    getsockname(fd, (struct sockaddr *)&me, &me_len);
+    char text[1024], reply[4096];
+    snprintf(text, sizeof(text),
+             "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/SCTP webrtc-datachannel\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=application %u "
+             "UDP/SCTP webrtc-datachannel\r\na=setup:passive\r\na=sctp-port:5000\r\n}}}}}",
+             ntohs(me.sin_port));
+    request_ok(text, reply, sizeof(reply));
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
+    struct sockaddr_in gw;
+    sockaddr_lo((uint16_t)harness_number_after(reply, "m=application "), &gw);
+    int one = 1;
+    ioctl(fd, FIONBIO, &one);
+    unsigned init_acks = 0;
+    uint8_t pkt[64], in[2048];
+    for (uint32_t i = 1; i <= 20000; i++) {
+        size_t len = sctp_init_packet(pkt, 0x10000000u + i);
+        sendto(fd, pkt, len, 0, (struct sockaddr *)&gw, sizeof(gw));
+        ssize_t n;
+        while ((n = recv(fd, in, sizeof(in), 0)) > 0)
+            init_acks += n > 12 && in[12] == 2;
+        if (i % 2000 == 0) /* the other session is served meanwhile */
+            send_and_check(ok.ue, us, ok.core, cs, 5000, true, i);
+    }
+    for (int k = 0; k < 50; k++) {
+        ssize_t n;
+        while ((n = recv(fd, in, sizeof(in), 0)) > 0)
+            init_acks += n > 12 && in[12] == 2;
+        harness_sleep_ms(10);
+    }
+    close(fd);
+    ck_assert_msg(init_acks > 0, "no INIT-ACK: the INITs did not reach SCTP (log %s)", log_path);
+    send_and_check(ok.core, cs, ok.ue, us, 60000, false, 7);
+    snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
+    request_ok(text, reply, sizeof(reply));
+    session_close(&ok);
+}
+END_TEST
+
 /* Many associations at once, each with a channel and traffic both ways. */
 START_TEST(test_many_sessions)
 {
@@ -994,6 +1082,7 @@ int main(void)
     tcase_add_test(tc, test_ice_lite);
     tcase_add_test(tc, test_ice_consent_expiry);
     tcase_add_test(tc, test_msrp_bridge);
+    tcase_add_test(tc, test_sctp_init_flood);
     suite_add_tcase(suite, tc);
     TCase *many = tcase_create("many");
     tcase_add_checked_fixture(many, setup, teardown);
