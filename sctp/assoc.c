@@ -1,5 +1,6 @@
 /* One SCTP association over a usrsctp AF_CONN socket: options, send queue, reassembly, events. */
 #include "assoc.h"
+#include "crc32c.h"
 #include "usrsctp_glue.h"
 
 #include <arpa/inet.h>
@@ -26,6 +27,9 @@ const struct agw_sctp_limits agw_sctp_default_limits = {
 static _Alignas(16) uint8_t rx_buf[RX_BUF_LEN];
 
 #define MIN_MTU 576 /* the IPv4 minimum datagram; less leaves no room for an INIT-ACK */
+
+/* Process-wide, like usrsctp: every association runs on one thread. */
+static uint64_t checksum_errors;
 
 struct packet {
     struct packet *next;
@@ -520,6 +524,8 @@ void agw_sctp_assoc_take_packet(struct agw_sctp_assoc *a, const void *data, size
     p->next = NULL;
     p->len = len;
     memcpy(p->data, data, len);
+    /* usrsctp left the checksum to us (offload, see agw_sctp_init). */
+    agw_sctp_checksum_set(p->data, len);
     if (a->out_tail != NULL)
         a->out_tail->next = p;
     else
@@ -670,9 +676,20 @@ int agw_sctp_assoc_input(struct agw_sctp_assoc *a, const void *packet, size_t le
         return -EINVAL;
     if (len > UINT16_MAX)
         return -EMSGSIZE; /* larger than any UDP payload */
+    /* usrsctp does not verify (offload, see agw_sctp_init): a damaged packet stops here, as
+       RFC 9260 §6.8 wants, and the peer retransmits what it carried. */
+    if (!agw_sctp_checksum_ok(packet, len)) {
+        checksum_errors++;
+        return 0;
+    }
     usrsctp_conninput((void *)a->id, packet, len, 0);
     agw_sctp_glue_service();
     return 0;
+}
+
+uint64_t agw_sctp_checksum_errors(void)
+{
+    return checksum_errors;
 }
 
 int agw_sctp_assoc_pending_output(struct agw_sctp_assoc *a, const uint8_t **packet, size_t *len)

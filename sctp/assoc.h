@@ -12,7 +12,8 @@
    payloads in, drains packets to encrypt, pops events and drives the timers. After any call that
    takes an association, drain that association's output and events. */
 
-/* Starts usrsctp (no threads, no UDP encapsulation, no raw sockets). 0; repeated calls are 0. */
+/* Starts usrsctp (no threads, no UDP encapsulation, no raw sockets; the CRC32c computed and
+   checked here, not by usrsctp). 0; repeated calls are 0. */
 int agw_sctp_init(void);
 
 /* Stops usrsctp. 0; -EBUSY while associations exist or usrsctp is still closing sockets (run
@@ -63,9 +64,14 @@ int agw_sctp_assoc_new(uint16_t local_port, uint16_t remote_port,
 void agw_sctp_assoc_free(struct agw_sctp_assoc *a);
 
 /* One SCTP packet the DTLS layer decrypted; borrowed. 0; -EINVAL for an empty packet;
-   -EMSGSIZE above 65535 bytes. Packets that are not valid SCTP for this association are dropped
-   by usrsctp. */
+   -EMSGSIZE above 65535 bytes. A packet whose CRC32c does not match (or too short to carry one)
+   is dropped and counted (agw_sctp_checksum_errors); other packets that are not valid SCTP for
+   this association are dropped by usrsctp. */
 int agw_sctp_assoc_input(struct agw_sctp_assoc *a, const void *packet, size_t len);
+
+/* Packets agw_sctp_assoc_input dropped for their checksum, by every association since the
+   process started. */
+uint64_t agw_sctp_checksum_errors(void);
 
 /* The next packet to hand to DTLS: 1 with *packet and *len set, the bytes valid until the next
    agw_sctp_assoc_pending_output or agw_sctp_assoc_free on a; 0 when there is none. */

@@ -1,7 +1,8 @@
 /* Check suite for sctp/assoc.c over usrsctp: two associations joined back to back in memory,
    driven by a fake clock: set-up, messages of every size and PPID, stream resets, size limits,
-   loss, many associations, shutdown and abort, teardown of the usrsctp singleton. */
+   loss, corruption, many associations, shutdown and abort, teardown of the usrsctp singleton. */
 #include "sctp/assoc.h"
+#include "sctp/crc32c.h"
 #include "sctp/dcep.h"
 
 #include <check.h>
@@ -24,6 +25,22 @@ int gettimeofday(struct timeval *restrict tv, void *restrict tz)
     (void)tz;
     tv->tv_sec = (time_t)(1700000000 + fake_ms / 1000);
     tv->tv_usec = (suseconds_t)(fake_ms % 1000 * 1000);
+    return 0;
+}
+
+/* usrsctp's software CRC32c, which agw_sctp_init turns off (offload): this executable's
+   definition takes the place of libusrsctp's, which calls it through its PLT (Debian's shared
+   build), for every packet it would checksum or verify itself. Counted, never computed: any call
+   is a failure. */
+struct mbuf;
+uint32_t sctp_calculate_cksum(struct mbuf *m, uint32_t offset);
+static unsigned stack_crcs;
+
+uint32_t sctp_calculate_cksum(struct mbuf *m, uint32_t offset)
+{
+    (void)m;
+    (void)offset;
+    stack_crcs++;
     return 0;
 }
 
@@ -61,6 +78,9 @@ struct pair {
     unsigned loss; /* drop about 1 in `loss` packets from side 0 to side 1; 0 = none */
     uint32_t rng;  /* xorshift state: a fixed loss pattern that does not lock onto SCTP's */
     unsigned dropped;
+    size_t corrupt_at; /* flip a byte of side 0's packet number corrupt_at (1-based); 0 = none */
+    size_t corrupt_offset; /* which byte: corrupt_offset % the packet's length */
+    unsigned corrupted;
 };
 
 static void start(void)
@@ -139,9 +159,19 @@ static size_t pump(struct pair *p)
                 from->packets_out++;
                 if (len > from->max_packet)
                     from->max_packet = len;
+                /* usrsctp leaves the checksum to us: every packet must carry it. */
+                ck_assert_msg(agw_sctp_checksum_ok(pkt, len), "side %d packet %zu: bad CRC32c", i,
+                              from->packets_out);
                 if (i == 0 && p->loss != 0 && lose(p)) {
                     p->dropped++;
                     continue;
+                }
+                uint8_t damaged[65536];
+                if (i == 0 && from->packets_out == p->corrupt_at) {
+                    memcpy(damaged, pkt, len);
+                    damaged[p->corrupt_offset % len] ^= 0x01;
+                    pkt = damaged;
+                    p->corrupted++;
                 }
                 if (to->a != NULL)
                     ck_assert_int_eq(agw_sctp_assoc_input(to->a, pkt, len), 0);
@@ -374,9 +404,12 @@ START_TEST(messages_sizes_ppids)
             }
         }
     }
+    uint64_t errors = agw_sctp_checksum_errors();
     waiting_for[1] = t[0].n;
     waiting_for[0] = t[1].n;
     ck_assert(run_until(p, all_delivered, 60000));
+    ck_assert_uint_eq(agw_sctp_checksum_errors(), errors);
+    ck_assert_uint_eq(stack_crcs, 0);
     verify(&p->s[1], &t[0]);
     verify(&p->s[0], &t[1]);
     ck_assert_uint_eq(t[0].matched, t[0].n);
@@ -623,18 +656,29 @@ START_TEST(bad_calls)
     ck_assert_int_eq(agw_sctp_assoc_reset_stream(a, 0), -ENOTCONN);
     ck_assert_int_eq(agw_sctp_assoc_shutdown(a), -ENOTCONN);
     ck_assert_int_eq(agw_sctp_assoc_input(a, "", 0), -EINVAL);
-    /* The INIT waits to be sent; garbage in is dropped by usrsctp. */
+    /* The INIT waits to be sent, checksummed. Garbage in is dropped: by its checksum, or by
+       usrsctp when the checksum is right. */
     const uint8_t *pkt;
     size_t len;
     ck_assert_int_eq(agw_sctp_assoc_pending_output(a, &pkt, &len), 1);
     ck_assert_uint_ge(len, 12 + 20);
     ck_assert_uint_eq(pkt[12], 1); /* chunk type INIT (RFC 9260 §3.3.2) */
     ck_assert_uint_eq((pkt[0] << 8) | pkt[1], PORT);
+    ck_assert(agw_sctp_checksum_ok(pkt, len));
     uint8_t junk[300];
+    uint64_t errors = agw_sctp_checksum_errors();
     for (unsigned i = 0; i < 200; i++) {
         fill_pattern(junk, sizeof(junk), i);
         ck_assert_int_eq(agw_sctp_assoc_input(a, junk, 1 + i % sizeof(junk)), 0);
     }
+    ck_assert_uint_eq(agw_sctp_checksum_errors() - errors, 200);
+    for (unsigned i = 0; i < 200; i++) {
+        fill_pattern(junk, sizeof(junk), i);
+        agw_sctp_checksum_set(junk, 1 + i % sizeof(junk));
+        ck_assert_int_eq(agw_sctp_assoc_input(a, junk, 1 + i % sizeof(junk)), 0);
+    }
+    /* 11 of them are too short to carry a checksum at all. */
+    ck_assert_uint_eq(agw_sctp_checksum_errors() - errors, 211);
     struct agw_sctp_event ev;
     ck_assert_int_eq(agw_sctp_assoc_next_event(a, &ev), 0);
     agw_sctp_assoc_free(a);
@@ -826,6 +870,41 @@ START_TEST(timer_retransmission)
 }
 END_TEST
 
+/* One byte flipped in flight, in the common header, the checksum itself, a chunk header or the
+   user data: the packet is dropped before usrsctp (which, offloaded, would take it) and
+   counted, and SCTP's retransmission brings the message through intact. */
+START_TEST(corrupted_packet_dropped)
+{
+    start();
+    struct pair *p = new_pair();
+    connect_pair(p, NULL, NULL);
+    static const size_t offsets[] = {0, 4, 8, 11, 12, 15, 16, 600, 1199};
+    const size_t n = sizeof(offsets) / sizeof(offsets[0]);
+    uint64_t errors = agw_sctp_checksum_errors();
+    struct traffic t = {0};
+    for (size_t k = 0; k < n; k++) {
+        /* The second packet of a 20000-byte message: a full DATA packet with more behind it. */
+        p->corrupt_at = p->s[0].packets_out + 2;
+        p->corrupt_offset = offsets[k];
+        struct agw_sctp_sendinfo info = {.stream = (uint16_t)k, .ppid = DCEP_PPID_BINARY};
+        send_msg(p, 0, &t, &info, 20000, (uint32_t)k + 50);
+        waiting_for[1] = k + 1;
+        waiting_for[0] = 0;
+        ck_assert_msg(run_until(p, all_delivered, 30000), "offset %zu: not delivered", offsets[k]);
+        ck_assert_uint_eq(p->corrupted, k + 1);
+        ck_assert_uint_eq(agw_sctp_checksum_errors() - errors, k + 1);
+    }
+    verify(&p->s[1], &t);
+    ck_assert_uint_eq(t.matched, n);
+    ck_assert_uint_eq(count(&p->s[0], AGW_SCTP_EVENT_DOWN), 0);
+    ck_assert_uint_eq(count(&p->s[1], AGW_SCTP_EVENT_DOWN), 0);
+    free_traffic(&t);
+    free_pair(p);
+    free(p);
+    finish();
+}
+END_TEST
+
 #define PAIRS 20
 
 /* Many associations in one usrsctp: packets are routed by id to the right one. */
@@ -950,6 +1029,7 @@ static Suite *assoc_suite(void)
     tcase_add_test(tc, lossy_link);
     tcase_add_test(tc, partial_reliability);
     tcase_add_test(tc, timer_retransmission);
+    tcase_add_test(tc, corrupted_packet_dropped);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lifecycle");
