@@ -1,5 +1,6 @@
 /* A worker's data-channel legs: UDP sockets, DTLS, SCTP associations, DCEP, and the 1:1 relay of
  * channels and messages between the two legs of a context (DESIGN.md §6). */
+#define _GNU_SOURCE /* sendmmsg */
 #include "agw/agw.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "agw/msrp_frame.h"
@@ -21,7 +23,19 @@
 #define DC_HOSTILE_LOG_RATE 5 /* lines a second about one leg's hostile input */
 #define DC_PPID_CONTROL 50
 #define DC_SOCKET_BUFFER (1 << 20) /* UDP receive buffer of a data-channel leg */
-#define DC_CONSENT_MS 30000        /* RFC 7675: consent lasts 30 s after the last check */
+#define DC_BATCH 64                /* datagrams sent with one sendmmsg */
+#define DC_DATAGRAM_SLOT 1500      /* the largest datagram a leg emits (DC_MTU and headers) */
+#define DC_RECV_BATCH 16           /* datagrams received with one recvmmsg */
+
+/* Datagrams on their way out of one leg: copied, because DTLS and SCTP lend theirs only until
+ * their next call. */
+struct dc_batch {
+    struct mmsghdr msgs[DC_BATCH];
+    struct iovec iov[DC_BATCH];
+    uint8_t slots[DC_BATCH][DC_DATAGRAM_SLOT];
+    unsigned n;
+};
+#define DC_CONSENT_MS 30000 /* RFC 7675: consent lasts 30 s after the last check */
 
 struct dc_channel {
     uint16_t stream;     /* on this leg */
@@ -116,11 +130,13 @@ struct agw_dc {
     bool sctp_started;
     unsigned pump_depth;
     struct agw_dtls_ctx *dtls_ctx;
-    uint8_t rbuf[DC_RECV_BUFFER];
+    uint8_t *rbuf; /* DC_RECV_BATCH datagrams of up to 64 KiB each (recvmmsg), made on first use */
     uint8_t plain[DC_RECV_BUFFER];
+    struct dc_batch batch;
 };
 
 static void service(struct dc_leg *l);
+static void flush_packets(struct dc_leg *l);
 static void pump_events(struct dc_leg *l);
 static int bridge_translate(struct dc_bridge *b, const uint8_t *msg, size_t len);
 
@@ -207,6 +223,7 @@ static void maybe_free_dc(struct agw_dc *d)
         for (int i = 0; d->sctp_started && i < 200 && agw_sctp_finish() == -EBUSY; i++)
             agw_sctp_timers(AGW_SCTP_TICK_MS);
         agw_dtls_ctx_unref(d->dtls_ctx);
+        free(d->rbuf);
         free(d->legs);
         free(d);
     }
@@ -294,20 +311,59 @@ static void fail(struct dc_leg *l, const char *cause)
 
 /* ---- Datagrams out ---- */
 
+/* Sends the batch with one sendmmsg. UDP: a datagram the socket cannot take now is lost, and
+ * DTLS or SCTP sends it again. */
+static void batch_send(struct dc_leg *l)
+{
+    struct dc_batch *b = &l->d->batch;
+    uv_os_fd_t fd;
+    unsigned sent = 0;
+    if (b->n > 0 && uv_fileno((uv_handle_t *)&l->udp, &fd) == 0) {
+        socklen_t alen = l->remote.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                         : sizeof(struct sockaddr_in);
+        for (unsigned i = 0; i < b->n; i++) {
+            b->msgs[i].msg_hdr = (struct msghdr){.msg_name = &l->remote,
+                                                 .msg_namelen = alen,
+                                                 .msg_iov = &b->iov[i],
+                                                 .msg_iovlen = 1};
+        }
+        while (sent < b->n) {
+            int n = sendmmsg(fd, b->msgs + sent, b->n - sent, MSG_DONTWAIT);
+            if (n <= 0)
+                break;
+            for (int i = 0; i < n; i++)
+                l->wire_out += b->iov[sent + (unsigned)i].iov_len;
+            sent += (unsigned)n;
+        }
+    }
+    l->dropped += b->n - sent;
+    b->n = 0;
+}
+
 static void send_datagram(struct dc_leg *l, const uint8_t *data, size_t len)
 {
     if (!l->has_udp || !l->has_remote || l->consent_expired)
         return;
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-    /* UDP: a datagram the socket cannot take now is lost, and DTLS or SCTP sends it again. */
-    if (uv_udp_try_send(&l->udp, &buf, 1, (const struct sockaddr *)&l->remote) >= 0)
-        l->wire_out += len;
-    else
-        l->dropped++;
+    struct dc_batch *b = &l->d->batch;
+    if (len > DC_DATAGRAM_SLOT) {
+        l->dropped++; /* larger than anything DTLS or SCTP is set to emit */
+        return;
+    }
+    if (b->n == DC_BATCH)
+        batch_send(l);
+    memcpy(b->slots[b->n], data, len);
+    b->iov[b->n] = (struct iovec){.iov_base = b->slots[b->n], .iov_len = len};
+    b->n++;
 }
 
-/* Moves everything SCTP and DTLS queued to the socket. */
+/* Moves everything SCTP and DTLS queued to the socket, batched into few system calls. */
 static void flush(struct dc_leg *l)
+{
+    flush_packets(l);
+    batch_send(l);
+}
+
+static void flush_packets(struct dc_leg *l)
 {
     const uint8_t *pkt;
     size_t len;
@@ -1114,7 +1170,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     struct dc_leg *l = h->data;
-    *buf = uv_buf_init((char *)l->d->rbuf, sizeof(l->d->rbuf));
+    /* libuv reads DC_RECV_BATCH datagrams per recvmmsg into a buffer this big; one buffer per
+     * worker serves every leg, as each datagram is handled before the next read. */
+    if (l->d->rbuf == NULL)
+        l->d->rbuf = malloc((size_t)DC_RECV_BATCH * DC_RECV_BUFFER);
+    *buf = uv_buf_init((char *)l->d->rbuf,
+                       l->d->rbuf != NULL ? (unsigned)DC_RECV_BATCH * DC_RECV_BUFFER : 0);
 }
 
 static void set_remote(struct dc_leg *l, const struct sockaddr *from)
@@ -1245,7 +1306,7 @@ static void open_socket(struct dc_leg *l)
         }
         l->d->sctp_started = true;
     }
-    if (uv_udp_init(l->d->loop, &l->udp) < 0)
+    if (uv_udp_init_ex(l->d->loop, &l->udp, AF_UNSPEC | UV_UDP_RECVMMSG) < 0)
         return;
     l->udp.data = l;
     l->d->handles++;
