@@ -139,6 +139,19 @@ static int push_op(struct agw_exec *x, unsigned worker, const struct agw_op *op)
     return 0;
 }
 
+/* A termination already leaving its old worker in this transaction lands on `worker` instead of
+ * where it was headed; a leg that an earlier action configured there is dropped (it holds no
+ * socket: that follows the hand-over). */
+static int redirect_move(struct agw_exec *x, struct agw_released *r, unsigned worker)
+{
+    if (r->adopt_worker == worker)
+        return 0;
+    struct agw_op op = {.kind = AGW_OP_RELEASE, .key = r->term->key};
+    int rc = push_op(x, r->adopt_worker, &op);
+    r->adopt_worker = worker;
+    return rc;
+}
+
 /* The pending hand-over of t in this transaction, if one was already asked for. */
 static struct agw_released *find_moved(struct agw_exec *x, const struct agw_term *t)
 {
@@ -202,7 +215,8 @@ static int pin_datachannel_context(struct agw_exec *x, struct agw_context *c)
         /* Already leaving its old worker in this transaction: it just lands elsewhere. */
         struct agw_released *r = find_moved(x, t);
         if (r != NULL) {
-            r->adopt_worker = AGW_DATACHANNEL_WORKER;
+            if (redirect_move(x, r, AGW_DATACHANNEL_WORKER) < 0)
+                return -ENOMEM;
             continue;
         }
         r = push_released(x, t);
@@ -760,7 +774,8 @@ static int do_move(struct action_state *as, const struct h248_command *cmd, stru
     struct agw_released *moving = find_moved(as->x, t);
     if (moving != NULL) {
         /* Moved twice in one transaction: one hand-over, to where it ends up. */
-        moving->adopt_worker = as->ctx->worker;
+        if (redirect_move(as->x, moving, as->ctx->worker) < 0)
+            return agw_status_set(st, 510, "out of memory");
     } else if (from->worker != as->ctx->worker) {
         struct agw_released *r = push_released(as->x, t);
         struct agw_op op = {.kind = AGW_OP_DETACH, .key = t->key, .term = t};

@@ -1023,17 +1023,21 @@ static void handle_request(struct agw_control *c, uint64_t peer, const struct h2
                            const struct h248_transaction *t)
 {
     unsigned label = request_label(t);
-    if (c->assoc != ASSOC_REGISTERED) {
-        /* H.248.1 §11.3: nothing but the ServiceChange reply before registration completes. */
+    enum h248_txn_in_verdict verdict;
+    const void *stored;
+    size_t stored_len;
+    int rc = in_begin(c, peer, t->id, &verdict, &stored, &stored_len);
+    if (c->assoc != ASSOC_REGISTERED && (rc < 0 || verdict == H248_TXN_NEW)) {
+        /* H.248.1 §11.3: nothing new before registration completes; a repetition of what was
+         * executed before (its reply lost while the gateway re-registers) still gets that
+         * reply, or the MGC would take a done Add for a failed one. */
+        if (rc == 0)
+            h248_txn_in_abort(c->txn_in, peer, t->id);
         c->stats.before_registration++;
         answer_error(c, peer, t->id, true, 505, "transaction received before a ServiceChange reply",
                      false, label);
         return;
     }
-    enum h248_txn_in_verdict verdict;
-    const void *stored;
-    size_t stored_len;
-    int rc = in_begin(c, peer, t->id, &verdict, &stored, &stored_len);
     if (rc < 0) {
         answer_error(c, peer, t->id, true, 510, "too many transactions in progress", false, label);
         return;

@@ -18,10 +18,10 @@ static void setup(void)
 {
     agw_config_init_defaults(&cfg);
     /* Small, test-private port ranges on loopback. */
-    cfg.realms[0].ports.low = 41000;
-    cfg.realms[0].ports.high = 41003;
-    cfg.realms[1].ports.low = 41010;
-    cfg.realms[1].ports.high = 41019;
+    cfg.realms[0].ports.low = 3900;
+    cfg.realms[0].ports.high = 3903;
+    cfg.realms[1].ports.low = 3910;
+    cfg.realms[1].ports.high = 3919;
     char err[256];
     for (unsigned i = 0; i < 2; i++)
         ck_assert_msg(agw_realm_init(&realms[i], &cfg.realms[i], err, sizeof(err)) == 0, "%s", err);
@@ -86,7 +86,7 @@ START_TEST(add_fills_address_port_fingerprint)
     const char *r = exec_text(MSRP_ACCESS_ADD);
     ck_assert_msg(strncmp(r, "P=77{C=1{A=ip/access/1{M{ST=1{L{", 32) == 0, "%s", r);
     ck_assert_msg(strstr(r, "c=IN IP4 127.0.0.1") != NULL, "%s", r);
-    ck_assert_msg(strstr(r, "m=message 41000 TCP/TLS/MSRP") != NULL, "%s", r);
+    ck_assert_msg(strstr(r, "m=message 3900 TCP/TLS/MSRP") != NULL, "%s", r);
     /* Remote a=setup:active: the gateway listens and says so. */
     ck_assert_msg(strstr(r, "a=setup:passive") != NULL, "%s", r);
     char fp[AGW_TLS_FINGERPRINT_TEXT_MAX], want[AGW_TLS_FINGERPRINT_TEXT_MAX + 16];
@@ -104,7 +104,7 @@ START_TEST(core_plain_gets_setup_and_no_fingerprint)
     const char *r = exec_text("C=${A=${M{ST=1{O{ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\n"
                               "m=message $ TCP/MSRP *\r\n}}}}}");
     ck_assert_msg(strstr(r, "A=ip/core/1") != NULL, "%s", r);
-    ck_assert_msg(strstr(r, "m=message 41010 TCP/MSRP") != NULL, "%s", r);
+    ck_assert_msg(strstr(r, "m=message 3910 TCP/MSRP") != NULL, "%s", r);
     ck_assert_msg(strstr(r, "a=setup:actpass") != NULL, "%s", r);
     ck_assert_msg(strstr(r, "fingerprint") == NULL, "%s", r);
 }
