@@ -452,8 +452,12 @@ int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char 
             rc = agw_status_set(st, 500, "cannot add the fingerprint");
         if (rc == 0 && setup == NULL && sdp_attr_add(s, media, "setup", setup_word(t), NULL) < 0)
             rc = agw_status_set(st, 500, "cannot add a=setup");
-        if (rc == 0 && t->datagram && t->proto != SDP_PROTO_UDP_SCTP &&
-            sdp_attr_find(media->attrs, SDP_ATTR_TLS_ID) == NULL) {
+        const struct sdp_attr *tls_id = sdp_attr_find(media->attrs, SDP_ATTR_TLS_ID);
+        if (tls_id != NULL && tls_id->value != NULL && strcmp(tls_id->value, "$") == 0) {
+            sdp_attr_remove(s, media, tls_id); /* a=tls-id:$ asks for the gateway's own */
+            tls_id = NULL;
+        }
+        if (rc == 0 && t->datagram && t->proto != SDP_PROTO_UDP_SCTP && tls_id == NULL) {
             char id[33];
             random_hex(id, 16);
             if (sdp_attr_add(s, media, "tls-id", id, NULL) < 0)

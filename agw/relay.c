@@ -49,6 +49,7 @@ struct leg {
     size_t wlen;
     bool shut_wanted, shut_done; /* FIN after the outbox drains */
     uint64_t wire_in, wire_out;
+    struct agw_log_limit log_limit; /* refused connections are hostile input */
 };
 
 struct agw_relay {
@@ -871,7 +872,8 @@ static void on_connection(uv_stream_t *server, int status)
     else if (l->conf->has_remote && !same_ip(&l->conf->remote, &from))
         why = "a connection from an address that is not the Remote's";
     if (why != NULL) {
-        agw_log(AGW_LOG_WARN, "term %s: refused %s", leg_name(l), why);
+        if (agw_log_allow(&l->log_limit, uv_now(l->r->loop), 5))
+            agw_log(AGW_LOG_WARN, "term %s: refused %s", leg_name(l), why);
         post(l, AGW_LEG_REFUSED, "%s", why);
         uv_tcp_close_reset(client, on_refused_closed);
         return;

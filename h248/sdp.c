@@ -503,9 +503,18 @@ static int p_connection(struct ctx *c, struct sdp_attr *a, struct span v)
 }
 
 /* RFC 8842: tls-id-value = 20*255(tls-id-char) */
+/* "$" (CHOOSE) asks the gateway for a value of its own (its tls-id, its ICE credentials), as
+ * a=fingerprint:$ does. */
+static bool is_choose(struct span v)
+{
+    return v.n == 1 && v.p[0] == '$';
+}
+
 static int p_tls_id(struct ctx *c, struct sdp_attr *a, struct span v)
 {
     (void)a;
+    if (is_choose(v))
+        return 0;
     if (v.n < 20 || v.n > 255 || !all_of(v, tls_id_char))
         return fail(c, -EINVAL, v.p, "a=tls-id: need 20 to 255 of ALPHA DIGIT + / - _");
     return 0;
@@ -525,12 +534,6 @@ static int p_max_message_size(struct ctx *c, struct sdp_attr *a, struct span v)
     if (!parse_uint(v, 20, UINT64_MAX, &a->u.max_message_size))
         return fail(c, -EINVAL, v.p, "a=max-message-size: not a 64-bit decimal");
     return 0;
-}
-
-/* "$" (CHOOSE) asks the gateway for its own ICE credentials, as a=fingerprint:$ does. */
-static bool is_choose(struct span v)
-{
-    return v.n == 1 && v.p[0] == '$';
 }
 
 static int p_ice_ufrag(struct ctx *c, struct sdp_attr *a, struct span v)

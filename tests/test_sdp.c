@@ -195,6 +195,28 @@ START_TEST(e2ae_local_choose)
 }
 END_TEST
 
+/* "$" asks the gateway for its own tls-id and ICE credentials (a data-channel Local). */
+START_TEST(datachannel_local_choose)
+{
+    struct sdp_session *s = parse("c=IN IP4 $\nm=application $ UDP/DTLS/SCTP webrtc-datachannel\n"
+                                  "a=tls-id:$\na=ice-ufrag:$\na=ice-pwd:$\n");
+    const struct sdp_media *m = s->media;
+    const struct sdp_attr *id = sdp_attr_find(m->attrs, SDP_ATTR_TLS_ID);
+    const struct sdp_attr *u = sdp_attr_find(m->attrs, SDP_ATTR_ICE_UFRAG);
+    const struct sdp_attr *p = sdp_attr_find(m->attrs, SDP_ATTR_ICE_PWD);
+    ck_assert(id != NULL && u != NULL && p != NULL);
+    ck_assert_str_eq(id->value, "$");
+    ck_assert_str_eq(u->value, "$");
+    ck_assert_str_eq(p->value, "$");
+    sdp_free(s);
+    /* Anything else short is still refused. */
+    struct sdp_error err;
+    struct sdp_session *bad;
+    const char *text = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\na=tls-id:$$\n";
+    ck_assert_int_lt(sdp_parse(text, strlen(text), NULL, &bad, &err), 0);
+}
+END_TEST
+
 START_TEST(e2ae_remote_fingerprint)
 {
     struct sdp_session *s = parse(good_bodies[1]);
@@ -1299,6 +1321,7 @@ static Suite *sdp_suite(void)
     Suite *su = suite_create("sdp");
     TCase *tc = tcase_create("e2ae");
     tcase_add_test(tc, e2ae_local_choose);
+    tcase_add_test(tc, datachannel_local_choose);
     tcase_add_test(tc, e2ae_remote_fingerprint);
     tcase_add_test(tc, msrp_offer_rfc4975_style);
     suite_add_tcase(su, tc);
