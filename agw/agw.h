@@ -503,8 +503,9 @@ int agw_control_start(struct agw_control **out, uv_loop_t *loop, const struct ag
  * transactions; the MGC list replaces the old one, and when the MGC in use left it the first
  * of the new list takes over (ServiceChange as after a failover, every context kept). */
 void agw_control_reload(struct agw_control *c);
-/* Graceful ServiceChange, then closes everything; done runs once all is closed (c is freed). */
-void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done);
+/* ServiceChange (Forced: the sessions go now; Graceful: none is left, after a drain), then
+ * closes everything; done runs once all is closed (c is freed). */
+void agw_control_shutdown(struct agw_control *c, bool forced, agw_control_stopped_cb done);
 bool agw_control_registered(const struct agw_control *c);
 /* Sends Notify=term_id{ObservedEvents=request_id{event{params}}} in context_id (0: the null
  * context), retransmitted until answered; the MGC is declared lost if it never is.

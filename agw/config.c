@@ -177,6 +177,13 @@ static const struct config_key keys[] = {
      RELOAD,
      .def = "10000",
      .help = "time a TLS or DTLS handshake may take"},
+    {.name = "shutdown_drain_seconds",
+     GLOBAL(shutdown_drain_seconds),
+     UINT(0, 3600),
+     RELOAD,
+     .def = "0",
+     .help = "on SIGTERM, time the contexts get to be released before the Forced ServiceChange "
+             "(0: at once)"},
     {.name = "ice_consent_timeout_ms",
      GLOBAL(ice_consent_timeout_ms),
      UINT(1000, 600000),

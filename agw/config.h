@@ -50,6 +50,7 @@ struct agw_config {
     uint32_t relay_buffer_bytes;
     uint32_t handshake_timeout_ms;
     uint32_t ice_consent_timeout_ms;
+    uint32_t shutdown_drain_seconds;
     enum agw_config_tls_version { AGW_CONFIG_TLS_1_2, AGW_CONFIG_TLS_1_3 } tls_min_version;
     char tls_ciphers[AGW_CONFIG_TEXT_MAX * 4];
     char tls_ciphersuites[AGW_CONFIG_TEXT_MAX * 2];

@@ -1403,7 +1403,7 @@ static void close_all(struct agw_control *c)
 
 static void on_shutdown_poll(uv_timer_t *timer);
 
-void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
+void agw_control_shutdown(struct agw_control *c, bool forced, agw_control_stopped_cb done)
 {
     const struct agw_control_stats *s = &c->stats;
     agw_log(AGW_LOG_INFO,
@@ -1422,14 +1422,15 @@ void agw_control_shutdown(struct agw_control *c, agw_control_stopped_cb done)
         close_all(c);
         return;
     }
-    /* Graceful ServiceChange, then close once it is answered or given up on. */
+    /* The ServiceChange, then close once it is answered or given up on. */
     c->assoc = ASSOC_SHUTTING_DOWN;
     out_cancel_all(c);
-    if (send_service_change(c, H248_SC_GRACEFUL, "905 Termination taken out of service") < 0) {
+    if (send_service_change(c, forced ? H248_SC_FORCED : H248_SC_GRACEFUL,
+                            "905 Termination taken out of service") < 0) {
         close_all(c);
         return;
     }
-    agw_log(AGW_LOG_INFO, "iq: Graceful ServiceChange sent");
+    agw_log(AGW_LOG_INFO, "iq: %s ServiceChange sent", forced ? "Forced" : "Graceful");
     schedule(c);
     uv_timer_stop(&c->ito_timer);
     uv_timer_start(&c->ito_timer, on_shutdown_poll, 50, 50);

@@ -189,35 +189,53 @@ static void on_hup(uv_signal_t *sig, int signum)
 }
 
 /* Graceful ServiceChange, then everything closes and uv_run returns. */
-static void shut_down(const char *why)
+/* Forced when sessions are cut (a signal); Graceful once a drain left none. */
+static void shut_down(const char *why, bool forced)
 {
     if (stopping)
         return;
     stopping = true;
     agw_log(AGW_LOG_INFO, "%s: shutting down", why);
     agw_systemd_stopping();
-    agw_control_shutdown(control, on_stopped);
+    agw_control_shutdown(control, forced, on_stopped);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
-{
-    (void)sig;
-    if (stopping) {
-        agw_log(AGW_LOG_WARN, "%s again: stopping now", strsignal(signum));
-        exit(1);
-    }
-    shut_down(strsignal(signum));
-}
+static bool signal_draining;
 
 static void on_drained(void *arg, unsigned contexts_left)
 {
     (void)arg;
+    bool forced = signal_draining || contexts_left > 0;
     char line[128];
     snprintf(line, sizeof(line),
-             "drained: %u context(s) left; Graceful ServiceChange, then the gateway stops",
-             contexts_left);
+             "drained: %u context(s) left; %s ServiceChange, then the gateway stops", contexts_left,
+             forced ? "Forced" : "Graceful");
     agw_opsock_broadcast(opsock, line);
-    shut_down("drain over");
+    shut_down("drain over", forced);
+}
+
+/* SIGTERM/SIGINT: with shutdown_drain_seconds, no new context and the running ones get that
+ * long to be released; then (or at once) the sessions are closed (close_notify) and a Forced
+ * ServiceChange tells the MGC. A second signal stops at once. */
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    (void)sig;
+    if (stopping || signal_draining) {
+        agw_log(AGW_LOG_WARN, "%s again: stopping now", strsignal(signum));
+        if (stopping)
+            exit(1);
+        signal_draining = false;
+        shut_down(strsignal(signum), true);
+        return;
+    }
+    if (cfg.shutdown_drain_seconds > 0 && model.n_contexts > 0 &&
+        agw_control_drain(control, cfg.shutdown_drain_seconds * 1000, on_drained, NULL) == 0) {
+        signal_draining = true;
+        agw_log(AGW_LOG_INFO, "%s: draining %u context(s) for up to %u s", strsignal(signum),
+                model.n_contexts, cfg.shutdown_drain_seconds);
+        return;
+    }
+    shut_down(strsignal(signum), true);
 }
 
 /* agw-ctl drain: no new context, then shut down once the contexts are gone or time is up. */
@@ -377,7 +395,7 @@ int main(int argc, char **argv)
     if (start_operations(loop) < 0) {
         /* Nothing is registered yet (the loop has not run): everything closes at once. */
         exit_code = 1;
-        shut_down("cannot start");
+        shut_down("cannot start", true);
     } else {
         /* Ready: Iq is bound, the workers run and the signals are handled. */
         rc = agw_systemd_start(loop, loops_alive, systemd_status, NULL);

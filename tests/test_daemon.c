@@ -479,7 +479,45 @@ START_TEST(failover_to_second_mgc)
 }
 END_TEST
 
-START_TEST(graceful_service_change_on_sigterm)
+/* SIGTERM with shutdown_drain_seconds: no new context, the running one may still be released;
+ * once it is, the Forced ServiceChange goes and the daemon exits 0. */
+START_TEST(sigterm_drains_first)
+{
+    static const char *const extra[] = {"--shutdown-drain-seconds", "30", NULL};
+    daemon_start_with(NULL, extra);
+    register_gateway();
+    unsigned code;
+    const char *r = harness_request(
+        mgc, "C=${A=${M{O{ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=message $ TCP/MSRP *\r\n}}}}",
+        &code);
+    ck_assert_msg(code == 0, "%s", r);
+    unsigned ctx = (unsigned)harness_number_after(r, "C=");
+    kill(child, SIGTERM);
+    for (int i = 0; i < 200 && !harness_log_contains(log_path, "draining 1 context(s)"); i++)
+        harness_sleep_ms(10);
+    ck_assert(harness_log_contains(log_path, "draining 1 context(s) for up to 30 s"));
+    r = harness_request(
+        mgc, "C=${A=${M{O{ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=message $ TCP/MSRP *\r\n}}}}",
+        &code);
+    ck_assert_msg(code == 510 && strstr(r, "draining") != NULL, "%s", r);
+    char text[64];
+    snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
+    r = harness_request(mgc, text, &code);
+    ck_assert_msg(code == 0, "%s", r);
+    struct iq_event ev;
+    ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
+    const struct h248_command *cmd = ev.msg->transactions->actions->commands;
+    ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
+    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
+    iq_event_release(&ev);
+    int status = harness_wait_exit(child, 10000);
+    child = -1;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+}
+END_TEST
+
+/* SIGTERM without a drain time: the sessions go at once, with a Forced ServiceChange. */
+START_TEST(forced_service_change_on_sigterm)
 {
     daemon_start();
     register_gateway();
@@ -488,7 +526,7 @@ START_TEST(graceful_service_change_on_sigterm)
     ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
-    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_GRACEFUL);
+    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
     iq_event_release(&ev);
     int status = harness_wait_exit(child, 10000);
     child = -1;
@@ -588,7 +626,8 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, limits_ports_and_contexts);
     tcase_add_test(tc, inactivity_notify);
     tcase_add_test(tc, failover_to_second_mgc);
-    tcase_add_test(tc, graceful_service_change_on_sigterm);
+    tcase_add_test(tc, forced_service_change_on_sigterm);
+    tcase_add_test(tc, sigterm_drains_first);
     tcase_add_test(tc, lowered_version_is_used);
     tcase_add_test(tc, four_workers_move_across_contexts);
     tcase_add_test(tc, ten_thousand_add_subtract);

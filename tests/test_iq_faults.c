@@ -255,7 +255,7 @@ static const char *stop(void)
     counters[0] = '\0';
     if (child > 0) {
         kill(child, SIGTERM);
-        /* The Graceful ServiceChange crosses the proxy: keep answering it. */
+        /* The Forced ServiceChange crosses the proxy: keep answering it. */
         int status = -1;
         for (int i = 0; i < 200 && status == -1; i++) {
             struct iq_event ev;
@@ -712,7 +712,7 @@ START_TEST(silent_mgc_fails_over_to_the_next)
     r = harness_request(second, text, &code);
     ck_assert_msg(code == 0, "%s", r);
     session_close(&s);
-    /* The Graceful ServiceChange goes to the second MGC: it answers while we wait. */
+    /* The Forced ServiceChange goes to the second MGC: it answers while we wait. */
     iq_client_close(mgc);
     mgc = second;
     stop();

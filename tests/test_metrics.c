@@ -622,7 +622,7 @@ START_TEST(drain_times_out)
     out[n] = '\0';
     ck_assert_int_eq(pclose(p), 0);
     ck_assert_str_eq(out, "draining: no new context; 1 context(s), waiting up to 1 s\n"
-                          "drained: 1 context(s) left; Graceful ServiceChange, then the gateway "
+                          "drained: 1 context(s) left; Forced ServiceChange, then the gateway "
                           "stops\n");
     struct iq_event ev;
     ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);

@@ -90,7 +90,7 @@ static void start(void)
     start_with(&small);
 }
 
-/* SIGTERM; the Graceful ServiceChange is answered; the daemon must exit 0 (ASan: no leak). */
+/* SIGTERM; the Forced ServiceChange is answered; the daemon must exit 0 (ASan: no leak). */
 static void stop(void)
 {
     if (child > 0) {

@@ -79,7 +79,7 @@ static void start(void)
         harness_sleep_ms(10);
 }
 
-/* SIGTERM; the Graceful ServiceChange is answered; the daemon must exit 0 (ASan: no leak). */
+/* SIGTERM; the Forced ServiceChange is answered; the daemon must exit 0 (ASan: no leak). */
 static void stop(void)
 {
     if (child > 0) {

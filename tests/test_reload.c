@@ -137,7 +137,7 @@ static void register_with(struct iq_client *mgc, const char *addr)
     ck_assert_msg(log_wait(line, 1, 2000), "no '%s' (see %s)", line, log_path);
 }
 
-/* SIGTERM: the Graceful ServiceChange reaches mgc, and the daemon exits 0 (no leak under ASan). */
+/* SIGTERM: the Forced ServiceChange reaches mgc, and the daemon exits 0 (no leak under ASan). */
 static void daemon_stop(struct iq_client *mgc)
 {
     ck_assert_int_eq(kill(child, SIGTERM), 0);
@@ -145,7 +145,7 @@ static void daemon_stop(struct iq_client *mgc)
     ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
-    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_GRACEFUL);
+    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
     iq_event_release(&ev);
     int status = harness_wait_exit(child, 10000);
     ck_assert_msg(status != -1, "ims-agw did not stop on SIGTERM");

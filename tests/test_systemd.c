@@ -417,12 +417,12 @@ START_TEST(reload_then_ready_and_stopping)
     ck_assert_int_eq(kill(child, SIGTERM), 0);
     int stopping = wait_note("STOPPING=1", 3000);
     ck_assert_msg(stopping >= 0, "no STOPPING=1 (see %s)", log_path);
-    /* The Graceful ServiceChange reaches the MGC, which answers it. */
+    /* The Forced ServiceChange reaches the MGC, which answers it. */
     struct iq_event ev;
     ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
-    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_GRACEFUL);
+    ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
     iq_event_release(&ev);
     int status = harness_wait_exit(child, 10000);
     ck_assert_msg(status != -1, "ims-agw did not stop on SIGTERM");
