@@ -474,6 +474,7 @@ struct agw_control_stats {
     uint64_t handshakes_failed[AGW_LEG_CAUSES]; /* those that failed before they were up */
     /* Wire bytes of released terminations, by realm index: [0] received, [1] sent. */
     uint64_t relayed_bytes[AGW_CONFIG_MAX_REALMS][2];
+    uint64_t relayed_messages[AGW_CONFIG_MAX_REALMS][2]; /* data-channel messages */
     uint64_t drain_refusals; /* requests for a new context answered 510 while draining */
 };
 

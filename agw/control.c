@@ -480,6 +480,8 @@ static void finish_exec(struct agw_control *c, struct pending_exec *p)
             continue;
         c->stats.relayed_bytes[t->realm_index][0] += t->octets_received;
         c->stats.relayed_bytes[t->realm_index][1] += t->octets_sent;
+        c->stats.relayed_messages[t->realm_index][0] += t->messages_received;
+        c->stats.relayed_messages[t->realm_index][1] += t->messages_sent;
     }
     agw_exec_finish(c->model, &p->x, now_ms(c));
     for (size_t i = 0; i < p->x.n_released; i++) {

@@ -202,6 +202,15 @@ static void render_relay(struct text *t, const struct agw_control *c, const stru
         add(t, PREFIX "relayed_bytes_total{realm=\"%s\",direction=\"sent\"} %llu\n",
             m->realms[r].name, (unsigned long long)s->relayed_bytes[r][1]);
     }
+    family(t, "relayed_messages_total", "counter",
+           "Data-channel messages of released terminations, by realm and direction (received "
+           "from or sent to the far end); counted when a termination is released.");
+    for (unsigned r = 0; r < m->n_realms && r < AGW_CONFIG_MAX_REALMS; r++) {
+        add(t, PREFIX "relayed_messages_total{realm=\"%s\",direction=\"received\"} %llu\n",
+            m->realms[r].name, (unsigned long long)s->relayed_messages[r][0]);
+        add(t, PREFIX "relayed_messages_total{realm=\"%s\",direction=\"sent\"} %llu\n",
+            m->realms[r].name, (unsigned long long)s->relayed_messages[r][1]);
+    }
     bool header = false;
     for (unsigned w = 0; w < m->workers; w++) {
         double lag = agw_control_worker_lag(c, w);
