@@ -182,15 +182,15 @@ $(1)/tests/test_metrics: $(1)/obj/tests/test_metrics.o $(1)/obj/tests/harness.o 
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(UV_LIBS) $$(LIB_LIBS) $$(INIH_LIBS) \
 	    $$(LDLIBS)
 
-# The reload test plays the MGCs (tools/iq_client.o), a UE and a core peer.
-$(1)/tests/test_reload: $(1)/obj/tests/test_reload.o $(1)/obj/tests/harness.o \
+# The notify test plays systemd and the MGC (tools/iq_client.o).
+$(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tests/harness.o \
     $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
 
-# The notify test plays systemd and the MGC (tools/iq_client.o).
-$(1)/tests/test_systemd: $(1)/obj/tests/test_systemd.o $(1)/obj/tests/harness.o \
+# The reload test plays the MGCs (tools/iq_client.o), a UE and a core peer.
+$(1)/tests/test_reload: $(1)/obj/tests/test_reload.o $(1)/obj/tests/harness.o \
     $(1)/obj/tools/iq_client.o \
     $(LIB_NAMES:%=$(1)/%)
 	@mkdir -p $$(@D)
@@ -202,7 +202,7 @@ endef
 $(eval $(call variant,build,$(OPT),))
 $(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
 
-PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer dc-peer bench-codec bench-tls
+PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer dc-peer agw-soak bench-codec bench-tls
 
 all: $(LIB_NAMES:%=build/%) $(PROGRAMS:%=build/%)
 
@@ -317,6 +317,7 @@ format-check:
 compdb:
 	bear --output compile_commands.json -- $(MAKE) -B all tests
 
+
 # Data-channel throughput (issues 5/6): a gateway of our own on loopback; 1 KiB and 64 KiB
 # messages over a UDP/SCTP and a UDP/DTLS/SCTP core leg; its CPU time per GB relayed.
 bench-dc: build/agw-bench build/ims-agw
@@ -348,6 +349,29 @@ bench-setup: build/agw-bench build/ims-agw
 # Installs stunnel4 and haproxy when missing (as root; skipped otherwise): references, not deps.
 bench: build/agw-bench build/ims-agw
 	tools/bench-refs.sh
+
+# Soak (not part of check): SOAK_SESSIONS sessions with traffic and churn for SOAK_SECONDS
+# against a spawned gateway; every byte verified, the gateway's descriptors and RSS watched.
+# SOAK_ARGS adds options (agw-soak --help), e.g. SOAK_ARGS="--agw-bin build/asan/ims-agw".
+# The overload suite links the Iq client like the other suites that drive the daemon.
+SOAK_SECONDS ?= 600
+SOAK_SESSIONS ?= 2000
+SOAK_OBJS := agw-soak.o soak_iq.o soak_peers.o soak_dc.o iq_client.o dc_endpoint.o
+define soak_variant
+$(1)/agw-soak: $(SOAK_OBJS:%=$(1)/obj/tools/%) $(1)/obj/agw/stun.o $(LIB_NAMES:%=$(1)/%)
+	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
+
+$(1)/tests/test_overload: $(1)/obj/tests/test_overload.o $(1)/obj/tests/harness.o \
+    $(1)/obj/tools/iq_client.o $(LIB_NAMES:%=$(1)/%)
+	@mkdir -p $$(@D)
+	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LIB_LIBS) $$(LDLIBS)
+endef
+$(eval $(call soak_variant,build,))
+$(eval $(call soak_variant,build/asan,$(SAN)))
+
+.PHONY: soak
+soak: build/agw-soak build/ims-agw
+	build/agw-soak --seconds $(SOAK_SECONDS) --sessions $(SOAK_SESSIONS) $(SOAK_ARGS)
 
 # The e2ae MSRP flow end to end with openssl s_client as the UE (see tools/demo.sh).
 demo: deps all

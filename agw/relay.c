@@ -498,8 +498,10 @@ static void fail(struct leg *l, const char *cause)
     if (l->failed)
         return;
     l->failed = true;
-    agw_log(AGW_LOG_WARN, "context %u term %s: %s: %s", l->conf ? l->conf->context_id : 0,
-            leg_name(l), l->verified ? "closed" : "refused", cause);
+    /* Failed handshakes are what a hostile UE can repeat at will: limited per termination. */
+    if (agw_log_allow(&l->log_limit, uv_now(l->r->loop), 5))
+        agw_log(AGW_LOG_WARN, "context %u term %s: %s: %s", l->conf ? l->conf->context_id : 0,
+                leg_name(l), l->verified ? "closed" : "refused", cause);
     post(l, AGW_LEG_FAILED, "%s", cause);
     if (l->has_timer)
         uv_timer_stop(&l->timer);
