@@ -95,6 +95,8 @@ $(1)/agw-ctl: $(1)/obj/tools/agw-ctl.o $(1)/obj/tools/iq_client.o $(1)/obj/tools
 
 $(1)/agw-bench: $(1)/obj/tools/agw-bench.o $(1)/obj/tools/bench_bulk.o \
     $(1)/obj/tools/bench_ref.o $(1)/obj/tools/iq_client.o $(1)/obj/tools/bench_dc.o \
+    $(1)/obj/tools/bench_modes.o $(1)/obj/tools/bench_rr.o $(1)/obj/tools/bench_hs.o \
+    $(1)/obj/tools/bench_idle.o \
     $(1)/obj/tools/dc_endpoint.o $(1)/obj/agw/stun.o $(LIB_NAMES:%=$(1)/%)
 	$$(CC) $(3) $$(LDFLAGS) -o $$@ $$^ $$(LIB_LIBS) -lpthread $$(LDLIBS)
 

@@ -1,5 +1,6 @@
 /* ims-agw entry point: configuration, realms, the control loop and orderly shutdown. */
 #include "agw/agw.h"
+#include "tls/ktls.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -386,6 +387,12 @@ int main(int argc, char **argv)
         return 1;
     }
     agw_log(AGW_LOG_INFO, "ims-agw %s started", AGW_VERSION);
+    /* The TLS legs run OpenSSL in user space either way; kTLS would let the kernel carry the
+     * records (not wired yet: this line says whether this host could). */
+    char ktls_why[160];
+    bool ktls = agw_tls_ktls_available(ktls_why, sizeof(ktls_why));
+    agw_log(AGW_LOG_INFO, "kTLS: %s (%s); relay path: OpenSSL in user space",
+            ktls ? "available" : "not available", ktls_why);
     uv_signal_init(loop, &sig_int);
     uv_signal_init(loop, &sig_term);
     uv_signal_start(&sig_int, on_signal, SIGINT);

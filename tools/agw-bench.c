@@ -1,10 +1,12 @@
 /* agw-bench: capacity figures for ims-agw. Mode `setup`: Iq session set-ups per second,
  * pipelined, with reply latency percentiles; `bulk` (bench_bulk.c) and `dc` (bench_dc.c): relay
- * throughput. */
+ * throughput; `rr`, `handshake` and `idle` (bench_rr.c, bench_hs.c, bench_idle.c): round-trip
+ * latency, new sessions per second and memory per idle session. */
 #define _GNU_SOURCE /* memmem */
 #include "h248/h248.h"
 #include "tools/bench_bulk.h"
 #include "tools/bench_dc.h"
+#include "tools/bench_modes.h"
 #include "tools/iq_client.h"
 
 #include <errno.h>
@@ -209,7 +211,10 @@ pid_t bench_spawn_gateway(const char *bin, const char *iq, const char *mgc, cons
 static void usage(FILE *f)
 {
     fputs("usage: agw-bench setup [options]   (agw-bench bulk -h: relay throughput,\n"
-          "                                    agw-bench dc -h: data-channel throughput)\n"
+          "                                    agw-bench dc -h: data-channel throughput,\n"
+          "                                    agw-bench rr -h: round-trip latency,\n"
+          "                                    agw-bench handshake -h: sessions per second,\n"
+          "                                    agw-bench idle -h: memory per idle session)\n"
           "  Iq session set-ups per second: Add core + Add access (fingerprint requested)\n"
           "  + Modify core + Subtract *, pipelined; reply latency percentiles.\n"
           "  --sessions N        sessions to set up and release (default 100000)\n"
@@ -229,6 +234,12 @@ int main(int argc, char **argv)
         return bench_bulk_main(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "dc") == 0)
         return bench_dc_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "rr") == 0)
+        return bench_rr_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "handshake") == 0)
+        return bench_hs_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "idle") == 0)
+        return bench_idle_main(argc, argv);
     if (argc < 2 || strcmp(argv[1], "setup") != 0) {
         usage(argc > 1 && strcmp(argv[1], "-h") == 0 ? stdout : stderr);
         return argc > 1 && strcmp(argv[1], "-h") == 0 ? 0 : 2;
