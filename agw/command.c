@@ -198,6 +198,24 @@ static bool is_msrp(const struct agw_term *t)
     return t->proto == SDP_PROTO_TCP_MSRP || t->proto == SDP_PROTO_TCP_TLS_MSRP;
 }
 
+/* The data-channel termination whose MSRP channel a TCP/MSRP termination of c serves: the one
+ * in another realm (the access side of a core TCP/MSRP leg), else the first one. */
+static const struct agw_term *bridge_partner(const struct agw_context *c,
+                                             const struct agw_term *tcp)
+{
+    const struct agw_term *first = NULL;
+    for (unsigned k = 0; k < c->n_terms; k++) {
+        const struct agw_term *o = c->terms[k];
+        if (!o->datagram || o->stream_id != tcp->stream_id)
+            continue;
+        if (o->realm_index != tcp->realm_index)
+            return o;
+        if (first == NULL)
+            first = o;
+    }
+    return first;
+}
+
 /* usrsctp is one process-wide instance driven by one worker (DESIGN.md §3): a context that holds
  * a data-channel termination lives there. Its terminations already on another worker are
  * detached there and adopted again on the data-channel worker, as Move does. */
@@ -245,16 +263,20 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         if (conf == NULL)
             return -ENOMEM;
         conf->key = t->key;
-        /* A data-channel leg pairs with the other data-channel leg; its MSRP channel, and a
-         * TCP/MSRP leg next to it, pair through the bridge (RFC 8873). */
+        /* A data-channel leg pairs with the other data-channel leg; a TCP/MSRP leg pairs with
+         * the MSRP channel of the data-channel leg on the far side through the bridge
+         * (RFC 8873); the other legs pair with each other. */
         for (unsigned k = 0; k < c->n_terms; k++) {
             const struct agw_term *o = c->terms[k];
             if (k == i || o->stream_id != t->stream_id)
                 continue;
             if (t->datagram != o->datagram && (is_msrp(o) || is_msrp(t))) {
-                if (conf->bridge_key == 0)
+                const struct agw_term *tcp = is_msrp(t) ? t : o;
+                if (conf->bridge_key == 0 && bridge_partner(c, tcp) == (t->datagram ? t : o))
                     conf->bridge_key = o->key;
-            } else if (conf->peer_key == 0) {
+            } else if (conf->peer_key == 0 && t->datagram == o->datagram) {
+                conf->peer_key = o->key;
+            } else if (conf->peer_key == 0 && !t->datagram && !o->datagram) {
                 conf->peer_key = o->key;
             }
         }

@@ -956,6 +956,103 @@ START_TEST(test_msrp_bridge)
 }
 END_TEST
 
+/* One association, two core legs: the MSRP channel goes to the TCP/MSRP core, any other channel
+ * to the data-channel core (RFC 8873 §4: the other channels keep their own path). */
+START_TEST(test_msrp_and_other_channels)
+{
+    uint16_t msrp_port;
+    int listen_fd = tcp_listen_lo(&msrp_port);
+    char text[4096], reply[4096], access_reply[4096], fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    /* The data-channel core peer (plain UDP/SCTP) and the TCP/MSRP core, in one context. */
+    struct dc_endpoint *core;
+    struct dc_endpoint_config cc = {.role = AGW_TLS_SERVER,
+                                    .max_message_size = MAX_MESSAGE,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    ck_assert_int_eq(dc_endpoint_new(net, &cc, &core), 0);
+    snprintf(
+        text, sizeof(text),
+        "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+        "UDP/SCTP webrtc-datachannel\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=application %u "
+        "UDP/SCTP webrtc-datachannel\r\na=setup:passive\r\na=sctp-port:5000\r\n"
+        "a=max-message-size:%u\r\n}}}},A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 "
+        "$\r\nm=message $ TCP/MSRP *\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message %u TCP/MSRP "
+        "*\r\na=setup:passive\r\n}}}}}",
+        dc_endpoint_port(core), MAX_MESSAGE, msrp_port);
+    request_ok(text, reply, sizeof(reply));
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
+    struct sockaddr_in a;
+    sockaddr_lo((uint16_t)harness_number_after(reply, "m=application "), &a);
+    ck_assert_int_eq(dc_endpoint_connect(core, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct agw_tls_identity *ue_id;
+    ck_assert_int_eq(agw_tls_identity_generate("ue.test", 30, &ue_id), 0);
+    fingerprint_text(ue_id, fp, sizeof(fp));
+    struct dc_endpoint *ue;
+    struct dc_endpoint_config uc = {.dtls = true,
+                                    .role = AGW_TLS_CLIENT,
+                                    .identity = ue_id,
+                                    .max_message_size = MAX_MESSAGE,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    ck_assert_int_eq(dc_endpoint_new(net, &uc, &ue), 0);
+    snprintf(text, sizeof(text),
+             "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 "
+             "127.0.0.1\r\nm=application %u UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:active\r\n"
+             "a=fingerprint:%s\r\na=tls-id:ue000001ue000001ue000001\r\na=sctp-port:5000\r\n"
+             "a=max-message-size:%u\r\n}}}}}",
+             ctx, dc_endpoint_port(ue), fp, MAX_MESSAGE);
+    request_ok(text, access_reply, sizeof(access_reply));
+    struct agw_tls_fingerprint gw;
+    reply_fingerprint(access_reply, &gw);
+    ck_assert_int_eq(dc_endpoint_set_peer_fingerprints(ue, &gw, 1), 0);
+    sockaddr_lo((uint16_t)harness_number_after(access_reply, "m=application "), &a);
+    ck_assert_int_eq(dc_endpoint_connect(ue, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_msg(dc_endpoint_wait_up(ue, WAIT_MS) == 0, "UE not up (log %s)", log_path);
+    ck_assert_msg(dc_endpoint_wait_up(core, WAIT_MS) == 0, "core not up (log %s)", log_path);
+
+    /* A chat channel reaches the data-channel core... */
+    uint16_t us, cs;
+    open_channel(ue, core, DCEP_CHANNEL_RELIABLE, "chat", "", &us, &cs);
+    send_and_check(ue, us, core, cs, 4000, false, 1);
+    send_and_check(core, cs, ue, us, 5000, true, 2);
+    /* ...the MSRP channel reaches the TCP core, and nothing of it the data-channel core. */
+    struct dc_channel_spec spec = {
+        .channel_type = DCEP_CHANNEL_RELIABLE, .label = "msrp", .protocol = "msrp"};
+    uint16_t ms;
+    ck_assert_int_eq(dc_endpoint_open_channel(ue, &spec, &ms), 0);
+    ck_assert_int_eq(dc_endpoint_wait_open(ue, ms, WAIT_MS), 0);
+    struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+    ck_assert_msg(poll(&pfd, 1, 5000) == 1, "the gateway did not dial the MSRP core (log %s)",
+                  log_path);
+    int tcp = accept(listen_fd, NULL, NULL);
+    ck_assert_int_ge(tcp, 0);
+    static char frame[4096];
+    uint8_t *body = pattern(1000, 3, true);
+    size_t len = msrp_send_frame(frame, sizeof(frame), "mix00001", body, 1000);
+    ck_assert_int_eq(dc_endpoint_send(ue, ms, false, frame, len, WAIT_MS), 0);
+    uint8_t got[4096];
+    read_exact(tcp, got, len);
+    ck_assert(memcmp(got, frame, len) == 0);
+    free(body);
+    struct dc_event ev;
+    int rc;
+    while ((rc = dc_endpoint_next_event(core, &ev, 300)) == 0) {
+        ck_assert_msg(ev.type != DC_EVENT_CHANNEL_OPEN && ev.type != DC_EVENT_MESSAGE,
+                      "the MSRP channel leaked to the data-channel core");
+        dc_event_clear(&ev);
+    }
+    /* And the chat channel still works alongside. */
+    send_and_check(ue, us, core, cs, 700, true, 4);
+
+    snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
+    request_ok(text, reply, sizeof(reply));
+    dc_endpoint_free(ue);
+    dc_endpoint_free(core);
+    agw_tls_identity_unref(ue_id);
+    close(tcp);
+    close(listen_fd);
+}
+END_TEST
+
 /* ---- SCTP INIT flood on a core leg ---- */
 
 /* CRC32c (Castagnoli, reflected 0x82F63B78), as SCTP's checksum: its complement, little-endian. */
@@ -1082,6 +1179,7 @@ int main(void)
     tcase_add_test(tc, test_ice_lite);
     tcase_add_test(tc, test_ice_consent_expiry);
     tcase_add_test(tc, test_msrp_bridge);
+    tcase_add_test(tc, test_msrp_and_other_channels);
     tcase_add_test(tc, test_sctp_init_flood);
     suite_add_tcase(suite, tc);
     TCase *many = tcase_create("many");
