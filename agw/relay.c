@@ -599,6 +599,8 @@ static void on_verified(struct leg *l)
             agw_tls_session_cipher(l->tls));
     post(l, AGW_LEG_UP, "tls");
     /* What the peer held back for us may go now, and an active peer may connect. */
+    if (bridged(l))
+        agw_dc_bridge_resume(l->r->dc, l->conf->bridge_key);
     if (l->peer != NULL) {
         start_connection(l->peer);
         pump(l->peer);

@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -956,6 +958,118 @@ START_TEST(test_msrp_bridge)
 }
 END_TEST
 
+static int accept_any_cert(int ok, X509_STORE_CTX *store)
+{
+    (void)ok;
+    (void)store;
+    return 1; /* self-signed: the fingerprint in the SDP is the check */
+}
+
+/* A TLS core (TCP/TLS/MSRP toward the core, "when asked"): the gateway dials it as TLS client,
+ * checks its certificate against the core Remote's fingerprint, and the MSRP channel's
+ * messages cross the TLS connection both ways. */
+START_TEST(test_msrp_bridge_tls_core)
+{
+    uint16_t core_port;
+    int listen_fd = tcp_listen_lo(&core_port);
+    struct agw_tls_identity *core_id, *ue_id;
+    ck_assert_int_eq(agw_tls_identity_generate("core.test", 30, &core_id), 0);
+    ck_assert_int_eq(agw_tls_identity_generate("ue.test", 30, &ue_id), 0);
+    char text[4096], reply[4096], access_reply[4096], core_fp[AGW_TLS_FINGERPRINT_TEXT_MAX],
+        fp[AGW_TLS_FINGERPRINT_TEXT_MAX];
+    fingerprint_text(core_id, core_fp, sizeof(core_fp));
+    fingerprint_text(ue_id, fp, sizeof(fp));
+    snprintf(text, sizeof(text),
+             "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=message $ "
+             "TCP/TLS/MSRP *\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message %u "
+             "TCP/TLS/MSRP *\r\na=setup:passive\r\na=fingerprint:%s\r\n}}}}}",
+             core_port, core_fp);
+    request_ok(text, reply, sizeof(reply));
+    unsigned ctx = (unsigned)harness_number_after(reply, "C=");
+    struct agw_tls_fingerprint gw_core;
+    reply_fingerprint(reply, &gw_core);
+    struct dc_endpoint *ue;
+    struct dc_endpoint_config uc = {.dtls = true,
+                                    .role = AGW_TLS_CLIENT,
+                                    .identity = ue_id,
+                                    .max_message_size = MAX_MESSAGE,
+                                    .peer_max_message_size = MAX_MESSAGE};
+    ck_assert_int_eq(dc_endpoint_new(net, &uc, &ue), 0);
+    snprintf(text, sizeof(text),
+             "C=%u{A=${M{ST=1{O{MO=SR,ipdc/realm=access},L{v=0\r\nc=IN IP4 $\r\nm=application $ "
+             "UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:$\r\n},R{v=0\r\nc=IN IP4 "
+             "127.0.0.1\r\nm=application %u UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:active\r\n"
+             "a=fingerprint:%s\r\na=tls-id:ue000001ue000001ue000001\r\na=sctp-port:5000\r\n"
+             "a=max-message-size:%u\r\n}}}}}",
+             ctx, dc_endpoint_port(ue), fp, MAX_MESSAGE);
+    request_ok(text, access_reply, sizeof(access_reply));
+    struct agw_tls_fingerprint gw;
+    reply_fingerprint(access_reply, &gw);
+    ck_assert_int_eq(dc_endpoint_set_peer_fingerprints(ue, &gw, 1), 0);
+    struct sockaddr_in a;
+    sockaddr_lo((uint16_t)harness_number_after(access_reply, "m=application "), &a);
+    ck_assert_int_eq(dc_endpoint_connect(ue, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_msg(dc_endpoint_wait_up(ue, WAIT_MS) == 0, "UE not up (log %s)", log_path);
+    struct dc_channel_spec spec = {
+        .channel_type = DCEP_CHANNEL_RELIABLE, .label = "msrp", .protocol = "msrp"};
+    uint16_t ms;
+    ck_assert_int_eq(dc_endpoint_open_channel(ue, &spec, &ms), 0);
+    ck_assert_int_eq(dc_endpoint_wait_open(ue, ms, WAIT_MS), 0);
+    /* A message sent now waits for the TLS core to be up. */
+    static char frame[4096];
+    uint8_t *body = pattern(2000, 5, true);
+    size_t len = msrp_send_frame(frame, sizeof(frame), "tls00001", body, 2000);
+    ck_assert_int_eq(dc_endpoint_send(ue, ms, false, frame, len, WAIT_MS), 0);
+
+    struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+    ck_assert_msg(poll(&pfd, 1, 5000) == 1, "the gateway did not dial the core (log %s)", log_path);
+    int tcp = accept(listen_fd, NULL, NULL);
+    ck_assert_int_ge(tcp, 0);
+    struct timeval tv = {5, 0};
+    setsockopt(tcp, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(tcp, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+    ck_assert_int_eq(SSL_CTX_use_certificate(sctx, agw_tls_identity_cert(core_id)), 1);
+    ck_assert_int_eq(SSL_CTX_use_PrivateKey(sctx, agw_tls_identity_key(core_id)), 1);
+    SSL_CTX_set_verify(sctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, accept_any_cert);
+    SSL *ssl = SSL_new(sctx);
+    SSL_set_fd(ssl, tcp);
+    ck_assert_msg(SSL_accept(ssl) == 1, "TLS with the gateway failed (log %s)", log_path);
+    /* The gateway presented the certificate its core Local named. */
+    X509 *peer = SSL_get1_peer_certificate(ssl);
+    ck_assert_ptr_nonnull(peer);
+    ck_assert_int_eq(agw_tls_fingerprint_verify(peer, &gw_core, 1), 0);
+    X509_free(peer);
+    uint8_t got[4096];
+    for (size_t n = 0; n < len;) {
+        int r = SSL_read(ssl, got + n, (int)(len - n));
+        ck_assert_msg(r > 0, "read from the gateway: %d (log %s)", r, log_path);
+        n += (size_t)r;
+    }
+    ck_assert(memcmp(got, frame, len) == 0);
+    free(body);
+    /* And back: a response from the TLS core reaches the UE intact. */
+    const char *ok = "MSRP tls00001 200 OK\r\nTo-Path: msrp://ue.test:9/s2;dc\r\n"
+                     "From-Path: msrp://core.test:7777/s1;tcp\r\n-------tls00001$\r\n";
+    ck_assert_int_eq(SSL_write(ssl, ok, (int)strlen(ok)), (int)strlen(ok));
+    struct dc_event ev;
+    next_event(ue, DC_EVENT_MESSAGE, &ev);
+    ck_assert_uint_eq(ev.len, strlen(ok));
+    ck_assert(memcmp(ev.data, ok, ev.len) == 0);
+    dc_event_clear(&ev);
+
+    snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
+    request_ok(text, reply, sizeof(reply));
+    SSL_free(ssl);
+    SSL_CTX_free(sctx);
+    close(tcp);
+    close(listen_fd);
+    dc_endpoint_free(ue);
+    agw_tls_identity_unref(ue_id);
+    agw_tls_identity_unref(core_id);
+}
+END_TEST
+
 /* One association, two core legs: the MSRP channel goes to the TCP/MSRP core, any other channel
  * to the data-channel core (RFC 8873 §4: the other channels keep their own path). */
 START_TEST(test_msrp_and_other_channels)
@@ -1180,6 +1294,7 @@ int main(void)
     tcase_add_test(tc, test_ice_consent_expiry);
     tcase_add_test(tc, test_msrp_bridge);
     tcase_add_test(tc, test_msrp_and_other_channels);
+    tcase_add_test(tc, test_msrp_bridge_tls_core);
     tcase_add_test(tc, test_sctp_init_flood);
     suite_add_tcase(suite, tc);
     TCase *many = tcase_create("many");
