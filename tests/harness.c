@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,51 @@ int harness_wait_exit(pid_t pid, int ms)
         harness_sleep_ms(10);
     }
     return -1;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int harness_stop_daemon(pid_t pid, struct iq_client *c, int timeout_ms)
+{
+    kill(pid, SIGTERM);
+    int status = -1;
+    uint64_t deadline = monotonic_ms() + (uint64_t)timeout_ms;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (monotonic_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        struct iq_event ev;
+        if (c != NULL && iq_client_recv(c, 20, &ev) == 0)
+            iq_event_release(&ev);
+    }
+    return status;
+}
+
+const char *harness_wait_notify(struct iq_client *c, int timeout_ms)
+{
+    static char text[4096];
+    uint64_t deadline = monotonic_ms() + (uint64_t)timeout_ms;
+    while (monotonic_ms() < deadline) {
+        struct iq_event ev;
+        if (iq_client_recv(c, (int)(deadline - monotonic_ms()) + 1, &ev) != 0)
+            break;
+        size_t len = 0;
+        if (ev.kind == IQ_EVENT_REQUEST)
+            h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
+        text[len] = '\0';
+        iq_event_release(&ev);
+        if (strstr(text, "N=") != NULL)
+            return text;
+    }
+    text[0] = '\0';
+    return text;
 }
 
 const char *harness_request(struct iq_client *c, const char *text, unsigned *code)

@@ -221,27 +221,6 @@ static void added_id(const char *reply, char *id, size_t cap)
     id[n] = '\0';
 }
 
-/* The first Notify the gateway sends within timeout_ms, compact, or "" when none came. */
-static const char *wait_notify(int timeout_ms)
-{
-    static char text[4096];
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (now_ms() < deadline) {
-        struct iq_event ev;
-        if (iq_client_recv(mgc, (int)(deadline - now_ms()) + 1, &ev) != 0)
-            break;
-        size_t len = 0;
-        if (ev.kind == IQ_EVENT_REQUEST)
-            h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
-        text[len] = '\0';
-        iq_event_release(&ev);
-        if (strstr(text, "N=") != NULL)
-            return text;
-    }
-    text[0] = '\0';
-    return text;
-}
-
 /* ---- SDP, both ways ---- */
 
 /* What the ALG takes from the browser's offer. */
@@ -1221,7 +1200,7 @@ START_TEST(test_wrong_fingerprint)
     json_string(r.result, "pc_state", state, sizeof(state));
     ck_assert_msg(json_number(r.result, "opened") == 0, "the channel opened (log %s)", log_path);
     ck_assert_uint_eq((unsigned)json_number(r.result, "responses"), 0);
-    const char *n = wait_notify(5000);
+    const char *n = harness_wait_notify(mgc, 5000);
     ck_assert_msg(strstr(n, "tlsc/fail{cause=\"fingerprint mismatch") != NULL,
                   "Notify '%s' (page: %s, peer connection %s; log %s)", n, error, state, log_path);
     core_stop(&r.core);

@@ -89,19 +89,7 @@ static void teardown(void)
     dc_net_stop(net);
     net = NULL;
     if (child > 0) {
-        kill(child, SIGTERM);
-        int status = -1;
-        uint64_t deadline = now_ms() + 10000;
-        while (waitpid(child, &status, WNOHANG) != child) {
-            if (now_ms() > deadline) {
-                kill(child, SIGKILL);
-                waitpid(child, &status, 0);
-                break;
-            }
-            struct iq_event ev;
-            if (mgc != NULL && iq_client_recv(mgc, 20, &ev) == 0)
-                iq_event_release(&ev);
-        }
+        int status = harness_stop_daemon(child, mgc, 10000);
         child = -1;
         iq_client_close(mgc);
         mgc = NULL;
@@ -140,27 +128,6 @@ static void reply_fingerprint(const char *reply, struct agw_tls_fingerprint *fp)
     ck_assert_msg(p != NULL, "no fingerprint in %s", reply);
     p += strlen("a=fingerprint:");
     ck_assert_int_eq(agw_tls_fingerprint_parse(p, strcspn(p, "\r\n}"), fp), 0);
-}
-
-/* The first Notify the gateway sends within timeout_ms, compact, or "" when none came. */
-static const char *wait_notify(int timeout_ms)
-{
-    static char text[4096];
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (now_ms() < deadline) {
-        struct iq_event ev;
-        if (iq_client_recv(mgc, (int)(deadline - now_ms()) + 1, &ev) != 0)
-            break;
-        size_t len = 0;
-        if (ev.kind == IQ_EVENT_REQUEST)
-            h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
-        text[len] = '\0';
-        iq_event_release(&ev);
-        if (strstr(text, "N=") != NULL)
-            return text;
-    }
-    text[0] = '\0';
-    return text;
 }
 
 /* ---- A session: the UE, the gateway's two terminations, the core peer ---- */
@@ -542,7 +509,7 @@ START_TEST(test_wrong_fingerprint)
     int rc = dc_endpoint_wait_up(s.ue, WAIT_MS);
     ck_assert_msg(rc == -ECONNABORTED || rc == -EPIPE || rc == -ECONNRESET, "UE: %d (log %s)", rc,
                   log_path);
-    const char *n = wait_notify(3000);
+    const char *n = harness_wait_notify(mgc, 3000);
     ck_assert_msg(strstr(n, "tlsc/fail{cause=\"fingerprint mismatch") != NULL, "Notify '%s' (%s)",
                   n, log_path);
     struct dc_event ev;
@@ -713,7 +680,7 @@ START_TEST(test_ice_consent_expiry)
     ck_assert_int_eq(agw_stun_parse_success(answer, (size_t)n, pwd, tid, &mapped), 0);
     /* The gateway, DTLS server, now waits for a ClientHello from here; none comes, and no
      * check either: consent ends after the configured 3 s. */
-    const char *notify = wait_notify(8000);
+    const char *notify = harness_wait_notify(mgc, 8000);
     ck_assert_msg(strstr(notify, "tlsc/fail{cause=\"ICE consent expired") != NULL,
                   "Notify '%s' (log %s)", notify, log_path);
     ck_assert(harness_log_contains(log_path, "ICE consent expired: sending stopped"));

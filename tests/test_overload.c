@@ -86,19 +86,7 @@ static void start_with(const struct daemon_opts *o)
 static void stop(void)
 {
     if (child > 0) {
-        kill(child, SIGTERM);
-        int status = -1;
-        uint64_t deadline = now_ms() + 15000;
-        while (waitpid(child, &status, WNOHANG) != child) {
-            if (now_ms() > deadline) {
-                kill(child, SIGKILL);
-                waitpid(child, &status, 0);
-                break;
-            }
-            struct iq_event ev;
-            if (mgc != NULL && iq_client_recv(mgc, 20, &ev) == 0)
-                iq_event_release(&ev);
-        }
+        int status = harness_stop_daemon(child, mgc, 15000);
         child = -1;
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d, see %s",
                       status, log_path);
@@ -205,27 +193,6 @@ static void subtract(unsigned ctx)
     char text[64], reply[4096];
     snprintf(text, sizeof(text), "C=%u{S=*}", ctx);
     request_ok(text, reply, sizeof(reply));
-}
-
-/* The first Notify the gateway sends within timeout_ms, compact, or "" when none came. */
-static const char *wait_notify(int timeout_ms)
-{
-    static char text[4096];
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (now_ms() < deadline) {
-        struct iq_event ev;
-        if (iq_client_recv(mgc, (int)(deadline - now_ms()) + 1, &ev) != 0)
-            break;
-        size_t len = 0;
-        if (ev.kind == IQ_EVENT_REQUEST)
-            h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
-        text[len] = '\0';
-        iq_event_release(&ev);
-        if (strstr(text, "N=") != NULL)
-            return text;
-    }
-    text[0] = '\0';
-    return text;
 }
 
 /* Drops whatever the gateway sent that no transaction took (answers to junk, ...). */
@@ -474,7 +441,7 @@ START_TEST(out_of_descriptors_refused_cleanly)
     harness_sleep_ms(1000);
     double cpu = daemon_cpu_s() - cpu0;
     ck_assert_msg(cpu < 0.5, "the daemon used %.2f s of CPU in 1.x s at the limit", cpu);
-    const char *notify = wait_notify(500);
+    const char *notify = harness_wait_notify(mgc, 500);
     fprintf(stderr, "UEs at the limit: closed, daemon CPU %.2f s, Notify '%s'\n", cpu, notify);
     /* Established connections do not need descriptors: the first session still relays. */
     plain_exchange(&p);

@@ -94,19 +94,7 @@ static void start(void)
 static void stop(void)
 {
     if (child > 0) {
-        kill(child, SIGTERM);
-        int status = -1;
-        uint64_t deadline = now_ms() + 15000;
-        while (waitpid(child, &status, WNOHANG) != child) {
-            if (now_ms() > deadline) {
-                kill(child, SIGKILL);
-                waitpid(child, &status, 0);
-                break;
-            }
-            struct iq_event ev;
-            if (mgc != NULL && iq_client_recv(mgc, 20, &ev) == 0)
-                iq_event_release(&ev);
-        }
+        int status = harness_stop_daemon(child, mgc, 15000);
         child = -1;
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d, see %s",
                       status, log_path);
@@ -162,31 +150,10 @@ static void added_id(const char *reply, char *id, size_t cap)
     id[n] = '\0';
 }
 
-/* The first Notify the gateway sends within timeout_ms, compact, or "" when none came. */
-static const char *wait_notify(int timeout_ms)
-{
-    static char text[4096];
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    while (now_ms() < deadline) {
-        struct iq_event ev;
-        if (iq_client_recv(mgc, (int)(deadline - now_ms()) + 1, &ev) != 0)
-            break;
-        size_t len = 0;
-        if (ev.kind == IQ_EVENT_REQUEST)
-            h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len);
-        text[len] = '\0';
-        iq_event_release(&ev);
-        if (strstr(text, "N=") != NULL)
-            return text;
-    }
-    text[0] = '\0';
-    return text;
-}
-
 /* A tlsc/fail Notify on an access termination, with the given cause (NULL: any non-empty). */
 static void expect_failure_notify(const char *cause)
 {
-    const char *n = wait_notify(3000);
+    const char *n = harness_wait_notify(mgc, 3000);
     ck_assert_msg(strstr(n, "N=ip/access/") != NULL, "no Notify (got '%s', log %s)", n, log_path);
     const char *c = strstr(n, "OE=5{tlsc/fail{cause=\"");
     ck_assert_msg(c != NULL, "%s", n);

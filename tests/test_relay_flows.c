@@ -83,19 +83,7 @@ static void start(void)
 static void stop(void)
 {
     if (child > 0) {
-        kill(child, SIGTERM);
-        int status = -1;
-        uint64_t deadline = now_ms() + 10000;
-        while (waitpid(child, &status, WNOHANG) != child) {
-            if (now_ms() > deadline) {
-                kill(child, SIGKILL);
-                waitpid(child, &status, 0);
-                break;
-            }
-            struct iq_event ev;
-            if (mgc != NULL && iq_client_recv(mgc, 20, &ev) == 0)
-                iq_event_release(&ev);
-        }
+        int status = harness_stop_daemon(child, mgc, 10000);
         child = -1;
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d, see %s",
                       status, log_path);
