@@ -263,6 +263,12 @@ struct agw_leg_event {
 struct agw_relay;
 typedef void (*agw_leg_event_cb)(void *arg, const struct agw_leg_event *ev);
 
+/* Hands cb an event of kind for the leg key (conf, borrowed, names it; may be NULL) with the
+ * cause formatted from fmt. */
+void agw_leg_event_vpost(agw_leg_event_cb cb, void *arg, uint64_t key,
+                         const struct agw_leg_conf *conf, int kind, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
+
 int agw_relay_new(struct agw_relay **out, uv_loop_t *loop, agw_leg_event_cb cb, void *arg);
 /* Takes a reserved socket (listening TCP, or bound UDP) for key. */
 void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, bool listening);

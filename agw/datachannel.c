@@ -199,16 +199,10 @@ static void post(struct dc_leg *l, int kind, const char *fmt, ...)
 
 static void post(struct dc_leg *l, int kind, const char *fmt, ...)
 {
-    struct agw_leg_event ev = {.kind = kind, .key = l->key};
-    if (l->conf != NULL) {
-        ev.context_id = l->conf->context_id;
-        snprintf(ev.term_id, sizeof(ev.term_id), "%s", l->conf->term_id);
-    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ev.cause, sizeof(ev.cause), fmt, ap);
+    agw_leg_event_vpost(l->d->cb, l->d->arg, l->key, l->conf, kind, fmt, ap);
     va_end(ap);
-    l->d->cb(l->d->arg, &ev);
 }
 
 static bool hostile_log_allowed(struct dc_leg *l)

@@ -171,18 +171,24 @@ void agw_leg_conf_free(struct agw_leg_conf *conf)
 static void post(struct leg *l, int kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+void agw_leg_event_vpost(agw_leg_event_cb cb, void *arg, uint64_t key,
+                         const struct agw_leg_conf *conf, int kind, const char *fmt, va_list ap)
+{
+    struct agw_leg_event ev = {.kind = kind, .key = key};
+    if (conf != NULL) {
+        ev.context_id = conf->context_id;
+        snprintf(ev.term_id, sizeof(ev.term_id), "%s", conf->term_id);
+    }
+    vsnprintf(ev.cause, sizeof(ev.cause), fmt, ap);
+    cb(arg, &ev);
+}
+
 static void post(struct leg *l, int kind, const char *fmt, ...)
 {
-    struct agw_leg_event ev = {.kind = kind, .key = l->key};
-    if (l->conf != NULL) {
-        ev.context_id = l->conf->context_id;
-        snprintf(ev.term_id, sizeof(ev.term_id), "%s", l->conf->term_id);
-    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ev.cause, sizeof(ev.cause), fmt, ap);
+    agw_leg_event_vpost(l->r->cb, l->r->arg, l->key, l->conf, kind, fmt, ap);
     va_end(ap);
-    l->r->cb(l->r->arg, &ev);
 }
 
 static const char *leg_name(const struct leg *l)
