@@ -433,8 +433,9 @@ START_TEST(test_handshake_versions)
     ck_assert_str_eq(agw_tls_session_version(p.cli), version);
     ck_assert_str_eq(agw_tls_session_cipher(p.srv), cipher);
     ck_assert_str_eq(agw_tls_session_cipher(p.cli), cipher);
-    ck_assert_int_eq(X509_cmp(agw_tls_session_peer_cert(p.srv), agw_tls_identity_cert(cli_id)), 0);
-    ck_assert_int_eq(X509_cmp(agw_tls_session_peer_cert(p.cli), agw_tls_identity_cert(srv_id)), 0);
+    /* The certificates made the verdict and are released with it. */
+    ck_assert_ptr_null(agw_tls_session_peer_cert(p.srv));
+    ck_assert_ptr_null(agw_tls_session_peer_cert(p.cli));
     /* Both fed everything and were fed everything: the counters agree pairwise. */
     struct agw_tls_stats s, c;
     agw_tls_session_stats(p.srv, &s);
@@ -474,11 +475,8 @@ START_TEST(test_identity_bound_at_creation)
     set_fp(srv, cli_id);
     ck_assert_int_eq(agw_tls_session_set_fingerprints(cli, &old_fp, 1), 0);
     pump(cli, srv, SIZE_MAX);
+    /* The client accepts only the old certificate's fingerprint. */
     ck_assert_int_eq(agw_tls_session_state(cli), AGW_TLS_VERIFIED);
-    struct agw_tls_fingerprint seen;
-    ck_assert_int_eq(
-        agw_tls_fingerprint_of(agw_tls_session_peer_cert(cli), AGW_TLS_HASH_SHA256, &seen), 0);
-    ck_assert(memcmp(seen.digest, old_fp.digest, old_fp.len) == 0);
     agw_tls_session_free(srv);
     agw_tls_session_free(cli);
     agw_tls_ctx_unref(ctx);
@@ -534,7 +532,7 @@ START_TEST(test_input_space_zero_copy)
     void *space;
     size_t cap, used;
     ck_assert_int_eq(agw_tls_session_input_space(p.srv, &space, &cap), 0);
-    ck_assert_uint_eq(cap, 2048);
+    ck_assert_uint_eq(cap, 16645); /* input_max is 2048, but a TLS 1.3 record is opened whole */
     ck_assert_int_eq(agw_tls_session_input_commit(p.srv, cap + 1), -EINVAL);
     ck_assert_int_eq(agw_tls_session_input_commit(p.srv, 0), 0);
     size_t taken;
@@ -544,7 +542,7 @@ START_TEST(test_input_space_zero_copy)
     agw_tls_session_pending_output(p.cli, &data, &len);
     ck_assert_int_eq(agw_tls_session_feed(p.srv, data, 5, &used), 0);
     ck_assert_int_eq(agw_tls_session_input_space(p.srv, &space, &cap), 0);
-    ck_assert_uint_eq(cap, 2048 - 5); /* the bound counts what was fed */
+    ck_assert_uint_eq(cap, 16645 - 5); /* the bound counts what was fed */
     memcpy(space, (const uint8_t *)data + 5, len - 5);
     ck_assert_int_eq(agw_tls_session_input_commit(p.srv, len - 5), 0);
     ck_assert_int_eq(agw_tls_session_consume_output(p.cli, len), 0);
@@ -553,7 +551,7 @@ START_TEST(test_input_space_zero_copy)
     ck_assert_uint_eq(used, 10);
     ck_assert(memcmp(buf, "0123456789", 10) == 0);
 
-    static uint8_t filler[2048];
+    static uint8_t filler[16645];
     ck_assert_int_eq(agw_tls_session_feed(p.srv, filler, sizeof(filler), &used), 0);
     ck_assert_int_eq(agw_tls_session_input_space(p.srv, &space, &cap), -EAGAIN);
     ck_assert_ptr_null(space);
@@ -607,30 +605,36 @@ START_TEST(test_backpressure)
     const void *data;
     size_t len, used;
     agw_tls_session_pending_output(p.cli, &data, &len);
+    /* TLS 1.3 records are opened whole: the server takes one past input_max, no more. */
     ck_assert_int_eq(agw_tls_session_feed(p.srv, data, len, &used), 0);
-    ck_assert_uint_eq(used, 1024); /* input_max */
-    ck_assert_int_eq(agw_tls_session_feed(p.srv, (const uint8_t *)data + used, len - used, &used),
+    ck_assert_uint_eq(used, len);
+    ck_assert_int_eq(agw_tls_session_consume_output(p.cli, len), 0);
+    ck_assert_int_eq(agw_tls_session_write(p.cli, big + 16384, 16384, &taken), 0);
+    agw_tls_session_pending_output(p.cli, &data, &len);
+    ck_assert_uint_eq(len, 16384 + 22);
+    ck_assert_int_eq(agw_tls_session_feed(p.srv, data, len, &used), 0);
+    ck_assert_uint_eq(used, 16645 - (16384 + 22)); /* the rest of one record's room */
+    size_t refused = 0;
+    ck_assert_int_eq(agw_tls_session_feed(p.srv, (const uint8_t *)data + used, 10, &refused),
                      -EAGAIN);
-    ck_assert_int_eq(agw_tls_session_consume_output(p.cli, 1024), 0);
-    ck_assert_uint_eq(agw_tls_session_output_size(p.cli), out - 1024);
-    /* The server can read nothing yet (a partial record) but the feed frees room. */
-    uint8_t buf[64];
-    ck_assert_int_eq(agw_tls_session_read(p.srv, buf, sizeof(buf), &used), -EAGAIN);
-    ck_assert_int_eq(agw_tls_session_feed(p.srv, (const uint8_t *)data + 1024, 10, &used), 0);
-    ck_assert_uint_eq(used, 10);
-    ck_assert_int_eq(agw_tls_session_consume_output(p.cli, 10), 0);
-    /* The first record arrives whole once the rest is fed, 1 KiB of room at a time. */
+    ck_assert_int_eq(agw_tls_session_consume_output(p.cli, used), 0);
+    /* Reading the first record frees the room; the second arrives 1 KiB at a time. */
     uint8_t first[16384];
-    size_t first_len = 0;
-    for (int i = 0; i < 1000 && first_len < sizeof(first); i++) {
+    ck_assert_int_eq(agw_tls_session_read(p.srv, first, sizeof(first), &used), 0);
+    ck_assert_uint_eq(used, sizeof(first));
+    ck_assert(memcmp(first, big, sizeof(first)) == 0);
+    uint8_t second[16384];
+    size_t second_len = 0;
+    for (int i = 0; i < 1000 && second_len < sizeof(second); i++) {
         move(p.cli, p.srv, 1024);
         size_t got = 0;
-        int rc = agw_tls_session_read(p.srv, first + first_len, sizeof(first) - first_len, &got);
+        int rc =
+            agw_tls_session_read(p.srv, second + second_len, sizeof(second) - second_len, &got);
         ck_assert(rc == 0 || rc == -EAGAIN);
-        first_len += got;
+        second_len += got;
     }
-    ck_assert_uint_eq(first_len, sizeof(first));
-    ck_assert(memcmp(first, big, sizeof(first)) == 0);
+    ck_assert_uint_eq(second_len, sizeof(second));
+    ck_assert(memcmp(second, big + 16384, sizeof(second)) == 0);
     rng_state = 0x5eed0006ULL; /* random data, not the zeros an unseeded generator gives */
     exchange(p.cli, p.srv, 300000, 300000, 5000, 3000); /* still intact under pressure */
     pair_free(&p);

@@ -152,6 +152,8 @@ int agw_tls_ctx_new(const struct agw_tls_ctx_config *cfg, struct agw_tls_ctx **o
     rc = configure(ctx->ssl_ctx, cfg, min, max, err, errlen);
     if (rc < 0)
         goto fail;
+    /* Without these algorithms sessions simply stay on OpenSSL's record layer. */
+    (void)agw_tls13_suites_load(&ctx->tls13);
     atomic_init(&ctx->refs, 1);
     ctx->input_max = input_max;
     ctx->output_max = output_max;
@@ -161,6 +163,7 @@ int agw_tls_ctx_new(const struct agw_tls_ctx_config *cfg, struct agw_tls_ctx **o
 fail:
     SSL_CTX_free(ctx->ssl_ctx);
     BIO_meth_free(ctx->bio_method);
+    agw_tls13_suites_free(&ctx->tls13);
     free(ctx);
     return rc;
 }
@@ -181,5 +184,6 @@ void agw_tls_ctx_unref(struct agw_tls_ctx *ctx)
         return;
     SSL_CTX_free(ctx->ssl_ctx);
     BIO_meth_free(ctx->bio_method);
+    agw_tls13_suites_free(&ctx->tls13);
     free(ctx);
 }

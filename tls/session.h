@@ -31,7 +31,9 @@ struct agw_tls_ctx_config {
     const char *ciphers;      /* TLS 1.2 cipher list, OpenSSL syntax; NULL: the default */
     const char *ciphersuites; /* TLS 1.3 ciphersuites; NULL: the default */
     const char *groups;       /* key exchange groups; NULL: the default */
-    size_t input_max;  /* ciphertext fed and not yet processed, bytes (0: 64 KiB, min 1 KiB) */
+    size_t input_max;         /* ciphertext fed and not yet processed, bytes (0: 64 KiB, min 1 KiB;
+                                 a verified TLS 1.3 session takes one whole record, 16645 bytes, even
+                                 when this is less) */
     size_t output_max; /* ciphertext write() lets pile up before -EAGAIN (0: 64 KiB, min 1 KiB) */
 };
 
@@ -169,8 +171,9 @@ bool agw_tls_session_peer_closed(const struct agw_tls_session *s);
 /* The failure, borrowed from s; NULL unless FAILED. */
 const struct agw_tls_error *agw_tls_session_error(const struct agw_tls_session *s);
 
-/* The peer's end-entity certificate, borrowed from s; NULL until the peer sent one (it is kept
-   when the fingerprint did not match, for the log). */
+/* The peer's end-entity certificate, borrowed from s, from the moment the peer sent it until the
+   session is VERIFIED (then it is released); kept when it was refused, for the log. NULL
+   otherwise. */
 X509 *agw_tls_session_peer_cert(const struct agw_tls_session *s);
 
 void agw_tls_session_stats(const struct agw_tls_session *s, struct agw_tls_stats *out);

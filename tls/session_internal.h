@@ -8,6 +8,7 @@
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
 
+#include "record13.h"
 #include "session.h"
 
 struct agw_tls_ctx {
@@ -16,6 +17,7 @@ struct agw_tls_ctx {
     BIO_METHOD *bio_method; /* the sessions' buffers as OpenSSL's rbio and wbio */
     size_t input_max;
     size_t output_max;
+    struct agw_tls13_suites tls13; /* what sessions run on once their TLS 1.3 handshake is done */
 };
 
 /* Installs the verification, hold and alert callbacks on a new SSL_CTX (session.c). */
