@@ -356,8 +356,8 @@ START_TEST(test_peer_fatal_alert)
     struct agw_tls13_suites suites;
     ck_assert_int_eq(agw_tls13_suites_load(&suites), 0);
     struct agw_tls13_dir d;
-    ck_assert_int_eq(agw_tls13_dir_init(&d, &suites, agw_tls13_suite_find(&suites, 0x1301),
-                                        f.p.tx_secret, f.p.tx_secret_len),
+    ck_assert_int_eq(agw_tls13_dir_init(&d, agw_tls13_suite_find(&suites, 0x1301), f.p.tx_secret,
+                                        f.p.tx_secret_len),
                      0);
     uint8_t rec[64];
     const uint8_t alert[2] = {2, 42};
@@ -415,7 +415,7 @@ static void crafted_new(struct crafted *c, enum agw_tls_role role)
 {
     fixture_new(&c->f, role, NULL, 0);
     ck_assert_int_eq(agw_tls13_suites_load(&c->suites), 0);
-    ck_assert_int_eq(agw_tls13_dir_init(&c->d, &c->suites, agw_tls13_suite_find(&c->suites, 0x1301),
+    ck_assert_int_eq(agw_tls13_dir_init(&c->d, agw_tls13_suite_find(&c->suites, 0x1301),
                                         c->f.p.tx_secret, c->f.p.tx_secret_len),
                      0);
 }
@@ -655,15 +655,13 @@ START_TEST(test_rfc8448_keys)
     struct agw_tls13_suites suites;
     ck_assert_int_eq(agw_tls13_suites_load(&suites), 0);
     struct agw_tls13_dir d;
-    ck_assert_int_eq(agw_tls13_dir_init(&d, &suites, agw_tls13_suite_find(&suites, 0x1301), secret,
-                                        sizeof(secret)),
-                     0);
+    ck_assert_int_eq(
+        agw_tls13_dir_init(&d, agw_tls13_suite_find(&suites, 0x1301), secret, sizeof(secret)), 0);
     ck_assert(memcmp(d.iv, iv, sizeof(iv)) == 0);
     /* The wrong length and unknown suites are refused. */
     struct agw_tls13_dir e;
-    ck_assert_int_eq(
-        agw_tls13_dir_init(&e, &suites, agw_tls13_suite_find(&suites, 0x1301), secret, 31),
-        -EINVAL);
+    ck_assert_int_eq(agw_tls13_dir_init(&e, agw_tls13_suite_find(&suites, 0x1301), secret, 31),
+                     -EINVAL);
     ck_assert_ptr_null(agw_tls13_suite_find(&suites, 0x1304));
     agw_tls13_dir_clear(&d);
     agw_tls13_suites_free(&suites);

@@ -462,6 +462,35 @@ START_TEST(test_handshake_chacha20)
 }
 END_TEST
 
+/* More identities than the context keeps an SSL_CTX for, each with live sessions while others
+   are made: every session presents its own identity, also after its SSL_CTX was evicted. */
+START_TEST(test_many_identities)
+{
+    enum { N = 12 };
+    struct agw_tls_ctx *ctx = ctx_new(NULL);
+    struct agw_tls_identity *ids[N];
+    struct agw_tls_session *srv[N], *cli[N];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "realm-%d", i);
+        ck_assert_int_eq(agw_tls_identity_generate(name, 1, &ids[i]), 0);
+        srv[i] = session_new(ctx, ids[i], AGW_TLS_SERVER);
+        cli[i] = session_new(ctx, cli_id, AGW_TLS_CLIENT);
+        set_fp(srv[i], cli_id);
+        set_fp(cli[i], ids[i]); /* the client accepts only this identity */
+    }
+    for (int i = N - 1; i >= 0; i--) {
+        pump(cli[i], srv[i], SIZE_MAX);
+        ck_assert_int_eq(agw_tls_session_state(cli[i]), AGW_TLS_VERIFIED);
+        ck_assert_int_eq(agw_tls_session_state(srv[i]), AGW_TLS_VERIFIED);
+        agw_tls_session_free(srv[i]);
+        agw_tls_session_free(cli[i]);
+        agw_tls_identity_unref(ids[i]);
+    }
+    agw_tls_ctx_unref(ctx);
+}
+END_TEST
+
 /* The identity is bound at creation: the caller may drop its reference at once. */
 START_TEST(test_identity_bound_at_creation)
 {
@@ -1101,6 +1130,7 @@ static Suite *tls_session_suite(void)
     tcase_add_loop_test(tc, test_handshake_versions, 0, 2);
     tcase_add_test(tc, test_handshake_chacha20);
     tcase_add_test(tc, test_identity_bound_at_creation);
+    tcase_add_test(tc, test_many_identities);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("data");

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/err.h>
 
@@ -77,16 +78,14 @@ static int set_fixed_options(SSL_CTX *c)
     return 0;
 }
 
-static int configure(SSL_CTX *c, const struct agw_tls_ctx_config *cfg, unsigned min, unsigned max,
-                     char *err, size_t errlen)
+static int configure(SSL_CTX *c, const struct agw_tls_ctx *ctx, char *err, size_t errlen)
 {
-    const char *ciphers = cfg->ciphers != NULL ? cfg->ciphers : AGW_TLS_DEFAULT_CIPHERS;
-    const char *suites =
-        cfg->ciphersuites != NULL ? cfg->ciphersuites : AGW_TLS_DEFAULT_CIPHERSUITES;
-    const char *groups = cfg->groups != NULL ? cfg->groups : AGW_TLS_DEFAULT_GROUPS;
+    const char *ciphers = ctx->ciphers;
+    const char *suites = ctx->ciphersuites;
+    const char *groups = ctx->groups;
 
-    if (SSL_CTX_set_min_proto_version(c, (int)min) != 1 ||
-        SSL_CTX_set_max_proto_version(c, (int)max) != 1) {
+    if (SSL_CTX_set_min_proto_version(c, (int)ctx->min_version) != 1 ||
+        SSL_CTX_set_max_proto_version(c, (int)ctx->max_version) != 1) {
         set_error(err, errlen, "cannot set the protocol versions");
         return -EINVAL;
     }
@@ -109,6 +108,38 @@ static int configure(SSL_CTX *c, const struct agw_tls_ctx_config *cfg, unsigned 
     }
     agw_tls_session_install_hooks(c);
     return 0;
+}
+
+/* A configured SSL_CTX for ctx's sessions; NULL with err set on failure. */
+static SSL_CTX *make_ssl_ctx(const struct agw_tls_ctx *ctx, char *err, size_t errlen, int *rc)
+{
+    SSL_CTX *c = SSL_CTX_new(TLS_method());
+    if (c == NULL) {
+        set_error(err, errlen, "cannot make an SSL_CTX");
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    *rc = configure(c, ctx, err, errlen);
+    if (*rc < 0) {
+        SSL_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void ctx_free(struct agw_tls_ctx *ctx)
+{
+    for (size_t i = 0; i < AGW_TLS_IDENTITY_CTX_MAX; i++) {
+        SSL_CTX_free(ctx->identity_ctx[i].ssl_ctx);
+        agw_tls_identity_unref(ctx->identity_ctx[i].id);
+    }
+    BIO_meth_free(ctx->bio_method);
+    agw_tls13_suites_free(&ctx->tls13);
+    free(ctx->ciphers);
+    free(ctx->ciphersuites);
+    free(ctx->groups);
+    mtx_destroy(&ctx->lock);
+    free(ctx);
 }
 
 int agw_tls_ctx_new(const struct agw_tls_ctx_config *cfg, struct agw_tls_ctx **out, char *err,
@@ -141,31 +172,75 @@ int agw_tls_ctx_new(const struct agw_tls_ctx_config *cfg, struct agw_tls_ctx **o
         set_error(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    ERR_clear_error();
-    rc = -ENOMEM;
-    ctx->ssl_ctx = SSL_CTX_new(TLS_method());
-    ctx->bio_method = agw_tls_session_bio_method_new();
-    if (ctx->ssl_ctx == NULL || ctx->bio_method == NULL) {
-        set_error(err, errlen, "cannot make an SSL_CTX");
-        goto fail;
+    if (mtx_init(&ctx->lock, mtx_plain) != thrd_success) {
+        free(ctx);
+        set_error(err, errlen, "cannot make a mutex");
+        return -ENOMEM;
     }
-    rc = configure(ctx->ssl_ctx, cfg, min, max, err, errlen);
-    if (rc < 0)
-        goto fail;
+    ctx->min_version = min;
+    ctx->max_version = max;
+    ctx->input_max = input_max;
+    ctx->output_max = output_max;
+    ctx->ciphers = strdup(cfg->ciphers != NULL ? cfg->ciphers : AGW_TLS_DEFAULT_CIPHERS);
+    ctx->ciphersuites =
+        strdup(cfg->ciphersuites != NULL ? cfg->ciphersuites : AGW_TLS_DEFAULT_CIPHERSUITES);
+    ctx->groups = strdup(cfg->groups != NULL ? cfg->groups : AGW_TLS_DEFAULT_GROUPS);
+    ERR_clear_error();
+    ctx->bio_method = agw_tls_session_bio_method_new();
+    if (ctx->ciphers == NULL || ctx->ciphersuites == NULL || ctx->groups == NULL ||
+        ctx->bio_method == NULL) {
+        set_error(err, errlen, "out of memory");
+        ctx_free(ctx);
+        return -ENOMEM;
+    }
+    /* The settings are checked now, on an SSL_CTX made for no identity, so that a bad one is
+       refused when the configuration is loaded rather than at the first session. */
+    SSL_CTX *check = make_ssl_ctx(ctx, err, errlen, &rc);
+    if (check == NULL) {
+        ctx_free(ctx);
+        return rc;
+    }
+    SSL_CTX_free(check);
     /* Without these algorithms sessions simply stay on OpenSSL's record layer. */
     (void)agw_tls13_suites_load(&ctx->tls13);
     atomic_init(&ctx->refs, 1);
-    ctx->input_max = input_max;
-    ctx->output_max = output_max;
     *out = ctx;
     return 0;
+}
 
-fail:
-    SSL_CTX_free(ctx->ssl_ctx);
-    BIO_meth_free(ctx->bio_method);
-    agw_tls13_suites_free(&ctx->tls13);
-    free(ctx);
-    return rc;
+SSL *agw_tls_ctx_new_ssl(struct agw_tls_ctx *ctx, struct agw_tls_identity *id)
+{
+    SSL *ssl = NULL;
+    mtx_lock(&ctx->lock);
+    struct agw_tls_identity_ctx *slot = NULL, *oldest = &ctx->identity_ctx[0];
+    for (size_t i = 0; i < AGW_TLS_IDENTITY_CTX_MAX && slot == NULL; i++) {
+        struct agw_tls_identity_ctx *e = &ctx->identity_ctx[i];
+        if (e->id == id)
+            slot = e;
+        else if (e->last_use < oldest->last_use)
+            oldest = e;
+    }
+    if (slot == NULL) {
+        /* Sessions made from an evicted SSL_CTX hold their own reference to it. */
+        int rc;
+        SSL_CTX *c = make_ssl_ctx(ctx, NULL, 0, &rc);
+        if (c == NULL || SSL_CTX_use_certificate(c, agw_tls_identity_cert(id)) != 1 ||
+            SSL_CTX_use_PrivateKey(c, agw_tls_identity_key(id)) != 1) {
+            SSL_CTX_free(c);
+            ERR_clear_error();
+            mtx_unlock(&ctx->lock);
+            return NULL;
+        }
+        slot = oldest;
+        SSL_CTX_free(slot->ssl_ctx);
+        agw_tls_identity_unref(slot->id);
+        slot->ssl_ctx = c;
+        slot->id = agw_tls_identity_ref(id);
+    }
+    slot->last_use = ++ctx->use_clock;
+    ssl = SSL_new(slot->ssl_ctx);
+    mtx_unlock(&ctx->lock);
+    return ssl;
 }
 
 struct agw_tls_ctx *agw_tls_ctx_ref(struct agw_tls_ctx *ctx)
@@ -182,8 +257,5 @@ void agw_tls_ctx_unref(struct agw_tls_ctx *ctx)
     /* acq_rel: the thread that frees sees every other thread's last use of the context. */
     if (atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
         return;
-    SSL_CTX_free(ctx->ssl_ctx);
-    BIO_meth_free(ctx->bio_method);
-    agw_tls13_suites_free(&ctx->tls13);
-    free(ctx);
+    ctx_free(ctx);
 }

@@ -6,7 +6,6 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/kdf.h>
 
 #define LABEL_PREFIX "tls13 "
 #define LABEL_MAX 16
@@ -25,8 +24,8 @@ static const struct {
 int agw_tls13_suites_load(struct agw_tls13_suites *s)
 {
     memset(s, 0, sizeof(*s));
-    s->hkdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
-    if (s->hkdf == NULL)
+    s->hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    if (s->hmac == NULL)
         goto fail;
     for (size_t i = 0; i < 3; i++) {
         struct agw_tls13_suite *t = &s->suite[i];
@@ -35,6 +34,13 @@ int agw_tls13_suites_load(struct agw_tls13_suites *s)
         t->aead = EVP_CIPHER_fetch(NULL, suite_names[i].aead, NULL);
         t->md = EVP_MD_fetch(NULL, suite_names[i].md, NULL);
         if (t->aead == NULL || t->md == NULL)
+            goto fail;
+        t->hmac = EVP_MAC_CTX_new(s->hmac);
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)suite_names[i].md, 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (t->hmac == NULL || EVP_MAC_CTX_set_params(t->hmac, params) != 1)
             goto fail;
         t->secret_len = (size_t)EVP_MD_get_size(t->md);
         if (t->secret_len > AGW_TLS13_SECRET_MAX ||
@@ -52,14 +58,15 @@ void agw_tls13_suites_free(struct agw_tls13_suites *s)
     for (size_t i = 0; i < 3; i++) {
         EVP_CIPHER_free(s->suite[i].aead);
         EVP_MD_free(s->suite[i].md);
+        EVP_MAC_CTX_free(s->suite[i].hmac);
     }
-    EVP_KDF_free(s->hkdf);
+    EVP_MAC_free(s->hmac);
     memset(s, 0, sizeof(*s));
 }
 
 const struct agw_tls13_suite *agw_tls13_suite_find(const struct agw_tls13_suites *s, uint16_t id)
 {
-    if (s->hkdf == NULL)
+    if (s->hmac == NULL)
         return NULL;
     for (size_t i = 0; i < 3; i++)
         if (s->suite[i].id == id)
@@ -67,46 +74,46 @@ const struct agw_tls13_suite *agw_tls13_suite_find(const struct agw_tls13_suites
     return NULL;
 }
 
-/* HKDF-Expand-Label(secret, label, "", out_len) of §7.1. */
-static int expand_label(const struct agw_tls13_suites *ss, const struct agw_tls13_suite *suite,
-                        const uint8_t *secret, const char *label, uint8_t *out, size_t out_len)
+/* HKDF-Expand-Label(secret, label, "", out_len) of §7.1. Every output here is at most one hash
+   long, and HKDF-Expand (RFC 5869 §2.3) of one block is T(1) = HMAC(secret, info | 0x01). */
+static int expand_label(const struct agw_tls13_suite *suite, const uint8_t *secret,
+                        const char *label, uint8_t *out, size_t out_len)
 {
-    uint8_t info[2 + 1 + sizeof(LABEL_PREFIX) - 1 + LABEL_MAX + 1];
+    uint8_t info[2 + 1 + sizeof(LABEL_PREFIX) - 1 + LABEL_MAX + 1 + 1];
     size_t label_len = strlen(label);
     size_t prefixed = sizeof(LABEL_PREFIX) - 1 + label_len;
-    if (label_len > LABEL_MAX || out_len > 0xffff)
+    if (label_len > LABEL_MAX || out_len > suite->secret_len)
         return -EINVAL;
     info[0] = (uint8_t)(out_len >> 8);
     info[1] = (uint8_t)out_len;
     info[2] = (uint8_t)prefixed;
     memcpy(info + 3, LABEL_PREFIX, sizeof(LABEL_PREFIX) - 1);
     memcpy(info + 3 + sizeof(LABEL_PREFIX) - 1, label, label_len);
-    info[3 + prefixed] = 0; /* empty context */
+    info[3 + prefixed] = 0;     /* empty context */
+    info[3 + prefixed + 1] = 1; /* the block counter */
 
-    EVP_KDF_CTX *k = EVP_KDF_CTX_new(ss->hkdf);
-    if (k == NULL)
+    EVP_MAC_CTX *m = EVP_MAC_CTX_dup(suite->hmac);
+    if (m == NULL)
         return -ENOMEM;
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)EVP_MD_get0_name(suite->md),
-                                         0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, suite->secret_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, 3 + prefixed + 1),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = EVP_KDF_derive(k, out, out_len, params);
-    EVP_KDF_CTX_free(k);
-    return ok == 1 ? 0 : -EIO;
+    uint8_t block[EVP_MAX_MD_SIZE];
+    size_t n = 0;
+    int ok = EVP_MAC_init(m, secret, suite->secret_len, NULL) == 1 &&
+             EVP_MAC_update(m, info, 3 + prefixed + 2) == 1 &&
+             EVP_MAC_final(m, block, &n, sizeof(block)) == 1 && n == suite->secret_len;
+    EVP_MAC_CTX_free(m);
+    if (ok)
+        memcpy(out, block, out_len);
+    OPENSSL_cleanse(block, sizeof(block));
+    return ok ? 0 : -EIO;
 }
 
 /* Keys d's AEAD and IV from d->secret (§7.3). */
 static int rekey(struct agw_tls13_dir *d)
 {
     uint8_t key[32];
-    int rc = expand_label(d->suites, d->suite, d->secret, "key", key, d->suite->key_len);
+    int rc = expand_label(d->suite, d->secret, "key", key, d->suite->key_len);
     if (rc == 0)
-        rc = expand_label(d->suites, d->suite, d->secret, "iv", d->iv, AGW_TLS13_IV);
+        rc = expand_label(d->suite, d->secret, "iv", d->iv, AGW_TLS13_IV);
     if (rc == 0 && EVP_CipherInit_ex(d->aead, NULL, NULL, key, NULL, -1) != 1)
         rc = -EIO;
     OPENSSL_cleanse(key, sizeof(key));
@@ -114,13 +121,12 @@ static int rekey(struct agw_tls13_dir *d)
     return rc;
 }
 
-int agw_tls13_dir_init(struct agw_tls13_dir *d, const struct agw_tls13_suites *suites,
-                       const struct agw_tls13_suite *suite, const uint8_t *secret, size_t len)
+int agw_tls13_dir_init(struct agw_tls13_dir *d, const struct agw_tls13_suite *suite,
+                       const uint8_t *secret, size_t len)
 {
     memset(d, 0, sizeof(*d));
-    if (suites == NULL || suite == NULL || secret == NULL || len != suite->secret_len)
+    if (suite == NULL || secret == NULL || len != suite->secret_len)
         return -EINVAL;
-    d->suites = suites;
     d->suite = suite;
     memcpy(d->secret, secret, len);
     d->aead = EVP_CIPHER_CTX_new();
@@ -142,8 +148,7 @@ int agw_tls13_dir_init(struct agw_tls13_dir *d, const struct agw_tls13_suites *s
 int agw_tls13_dir_update(struct agw_tls13_dir *d)
 {
     uint8_t next[AGW_TLS13_SECRET_MAX];
-    int rc =
-        expand_label(d->suites, d->suite, d->secret, "traffic upd", next, d->suite->secret_len);
+    int rc = expand_label(d->suite, d->secret, "traffic upd", next, d->suite->secret_len);
     if (rc == 0) {
         memcpy(d->secret, next, d->suite->secret_len);
         rc = rekey(d);

@@ -27,13 +27,14 @@ struct agw_tls13_suite {
     uint16_t id; /* 0x1301 TLS_AES_128_GCM_SHA256, 0x1302 ..._256_GCM_SHA384, 0x1303 CHACHA20 */
     EVP_CIPHER *aead;
     EVP_MD *md;
+    EVP_MAC_CTX *hmac; /* HMAC with md, duplicated per use rather than fetched again by name */
     size_t key_len;
     size_t secret_len; /* the hash's output size */
 };
 
 struct agw_tls13_suites {
     struct agw_tls13_suite suite[3];
-    EVP_KDF *hkdf;
+    EVP_MAC *hmac;
 };
 
 /* Fetches the algorithms into s (owned by the caller, freed with agw_tls13_suites_free).
@@ -48,16 +49,15 @@ const struct agw_tls13_suite *agw_tls13_suite_find(const struct agw_tls13_suites
    record sequence number. Zeroed means empty. */
 struct agw_tls13_dir {
     EVP_CIPHER_CTX *aead;
-    const struct agw_tls13_suite *suite;
-    const struct agw_tls13_suites *suites;
+    const struct agw_tls13_suite *suite; /* borrowed from the suites, which outlive d */
     uint64_t seq;
     uint8_t iv[AGW_TLS13_IV];
     uint8_t secret[AGW_TLS13_SECRET_MAX];
 };
 
 /* Keys d from a traffic secret (len == the suite's secret_len). 0; -EINVAL; -ENOMEM; -EIO. */
-int agw_tls13_dir_init(struct agw_tls13_dir *d, const struct agw_tls13_suites *suites,
-                       const struct agw_tls13_suite *suite, const uint8_t *secret, size_t len);
+int agw_tls13_dir_init(struct agw_tls13_dir *d, const struct agw_tls13_suite *suite,
+                       const uint8_t *secret, size_t len);
 
 /* Moves d to the next generation of its secret (§7.2, KeyUpdate). 0; -ENOMEM; -EIO. */
 int agw_tls13_dir_update(struct agw_tls13_dir *d);

@@ -513,9 +513,9 @@ static int leave_openssl(struct agw_tls_session *s)
     bool server = s->role == AGW_TLS_SERVER;
     const uint8_t *rx = server ? s->client_secret : s->server_secret;
     const uint8_t *tx = server ? s->server_secret : s->client_secret;
-    int rc = agw_tls13_dir_init(&s->rx, &s->ctx->tls13, suite, rx, s->secret_len);
+    int rc = agw_tls13_dir_init(&s->rx, suite, rx, s->secret_len);
     if (rc == 0)
-        rc = agw_tls13_dir_init(&s->tx, &s->ctx->tls13, suite, tx, s->secret_len);
+        rc = agw_tls13_dir_init(&s->tx, suite, tx, s->secret_len);
     OPENSSL_cleanse(s->client_secret, sizeof(s->client_secret));
     OPENSSL_cleanse(s->server_secret, sizeof(s->server_secret));
     if (rc < 0) {
@@ -784,11 +784,12 @@ int agw_tls_session_new(struct agw_tls_ctx *ctx, struct agw_tls_identity *id,
     s->ctx = agw_tls_ctx_ref(ctx);
     s->id = agw_tls_identity_ref(id);
 
-    int rc = -ENOMEM;
+    int rc = -EIO;
     ERR_clear_error();
-    s->ssl = SSL_new(ctx->ssl_ctx);
+    s->ssl = agw_tls_ctx_new_ssl(ctx, id);
     if (s->ssl == NULL)
         goto fail;
+    rc = -ENOMEM;
     BIO *bio = BIO_new(ctx->bio_method);
     if (bio == NULL)
         goto fail;
@@ -796,10 +797,6 @@ int agw_tls_session_new(struct agw_tls_ctx *ctx, struct agw_tls_identity *id,
     BIO_set_init(bio, 1);
     SSL_set_bio(s->ssl, bio, bio); /* one reference, for both directions */
     if (SSL_set_app_data(s->ssl, s) != 1)
-        goto fail;
-    rc = -EIO;
-    if (SSL_use_certificate(s->ssl, agw_tls_identity_cert(id)) != 1 ||
-        SSL_use_PrivateKey(s->ssl, agw_tls_identity_key(id)) != 1)
         goto fail;
     if (role == AGW_TLS_SERVER)
         SSL_set_accept_state(s->ssl);
