@@ -36,6 +36,14 @@
 #define AGW_ICE_PWD_MAX 64
 #define AGW_ICE_REMOTE_UFRAG_MAX 64
 
+/* An IPv4 or IPv6 socket address, without the padding of a sockaddr_storage (sa_family 0:
+ * none). */
+union agw_sockaddr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
 /* An SDP-negotiated data channel (RFC 8864 a=dcmap): no DCEP on its stream. */
 struct agw_dcmap {
     uint16_t stream;
@@ -43,6 +51,24 @@ struct agw_dcmap {
     uint8_t pr;        /* 0 reliable, 1 max-retr, 2 max-time */
     uint32_t pr_value; /* retransmissions or milliseconds */
     bool msrp;         /* subprotocol "msrp" (RFC 8873) */
+};
+
+/* What only a data-channel termination has (SCTP, channels, ICE-lite): allocated for those
+ * alone, so that TCP terminations and their legs do not carry it. */
+struct agw_dc_params {
+    /* The gateway's a=sctp-port, the far end's a=sctp-port and a=max-message-size (0: no
+     * limit) and a=tls-id (a new tls-id bumps connection_generation: a new association). */
+    uint16_t local_sctp_port, remote_sctp_port;
+    uint64_t remote_max_message_size;
+    char remote_tls_id[AGW_TLS_ID_MAX + 1];
+    struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
+    unsigned n_dcmaps;
+    /* ICE-lite: the gateway's credentials, made when a Local asked with a=ice-ufrag:$, and the
+     * far end's ufrag from the Remote (checked in the USERNAME of its binding requests); only
+     * an address that passed a connectivity check may speak. */
+    bool ice;
+    char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
+    char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
 };
 
 /* log.c */
@@ -85,6 +111,9 @@ void agw_realm_fini(struct agw_realm *realm);
 int agw_realm_reserve(struct agw_realm *realm, int socktype, bool listen, int *fd, uint16_t *port);
 /* Gives the port back once its socket is closed. */
 void agw_realm_release(struct agw_realm *realm, uint16_t port);
+/* A socket bound to addr (TCP: with SO_REUSEADDR, so that a port whose connection is closing
+ * can listen again; listening when listen is set). *fd is owned by the caller. 0 or -errno. */
+int agw_socket_bind(const struct sockaddr *addr, socklen_t len, int socktype, bool listen, int *fd);
 
 /* model.c */
 
@@ -113,30 +142,19 @@ struct agw_term {
     size_t local_len;
     char *remote_sdp; /* the Remote as received (malloc) */
     size_t remote_len;
-    struct agw_tls_fingerprint fingerprints[AGW_MAX_FINGERPRINTS];
+    struct agw_tls_fingerprint *fingerprints; /* n_fingerprints of them (malloc) */
     unsigned n_fingerprints;
     bool has_remote_addr; /* the far end's c= address and m= port, once a Remote gave them */
-    struct sockaddr_storage remote_addr;
+    union agw_sockaddr remote_addr;
     struct agw_tls_identity *identity; /* bound at Add: the fingerprint returned must stay true */
     bool has_events;
     uint32_t events_request_id;
-    char events[AGW_MAX_EVENTS][32];
+    char (*events)[32]; /* n_events names (malloc) */
     unsigned n_events;
     bool establish_tls_signal;
     uint32_t inactivity_ms; /* adid/ipstop requested: report this long without bytes (0: no) */
     uint32_t connection_generation; /* bumped by a=connection:new: drop the current one */
-    /* Data channels: the far end's a=sctp-port, a=max-message-size (0: no limit) and a=tls-id
-     * (a new tls-id bumps connection_generation: a new association), and the dcmap channels. */
-    uint16_t local_sctp_port, remote_sctp_port;
-    uint64_t remote_max_message_size;
-    char remote_tls_id[AGW_TLS_ID_MAX + 1];
-    struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
-    unsigned n_dcmaps;
-    /* ICE-lite: the gateway's credentials, made when a Local asked with a=ice-ufrag:$, and the
-     * far end's ufrag from the Remote (checked in the USERNAME of its binding requests). */
-    bool ice;
-    char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
-    char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
+    struct agw_dc_params *dc;       /* made by the first data-channel SDP (malloc), else NULL */
     uint64_t added_ms;
     /* Figures a worker wrote at release (or for an Audit): wire octets, and for data-channel
      * legs the channel messages relayed each way and the channels opened. */
@@ -213,37 +231,34 @@ bool agw_term_matches(const struct agw_term *t, const char *pattern, size_t len)
  * time the termination or its context changes. Owned by the worker once submitted. */
 struct agw_leg_conf {
     uint64_t key, peer_key; /* peer: the context's other leg of the same stream (0: none) */
+    /* RFC 8873 interworking: the MSRP channel of a data-channel leg and a TCP/MSRP leg name each
+     * other here; the TCP leg then relays to that channel instead of a peer leg. */
+    uint64_t bridge_key;
     uint32_t context_id;
     char term_id[AGW_TERM_ID_MAX];
     bool secure, datagram;
-    enum agw_tcp_role tcp_role;
     bool tls_client; /* TCP-active side, or the "establish TLS" signal */
     bool has_remote;
-    struct sockaddr_storage remote; /* the far end, from Remote c= and m= */
-    struct sockaddr_storage local;  /* the realm address (port 0) to connect from */
     bool fingerprints_known;
-    struct agw_tls_fingerprint fingerprints[AGW_MAX_FINGERPRINTS];
-    unsigned n_fingerprints;
+    enum agw_tcp_role tcp_role;
+    enum h248_stream_mode mode;
+    union agw_sockaddr remote;         /* the far end, from Remote c= and m= */
+    union agw_sockaddr local;          /* the realm address (port 0) to connect from */
     struct agw_tls_identity *identity; /* one reference, dropped with the conf */
     struct agw_tls_ctx *tls_ctx;       /* one reference, dropped with the conf */
-    enum h248_stream_mode mode;
     uint32_t handshake_timeout_ms;
     uint32_t ice_consent_timeout_ms; /* ICE-lite: no check for this long stops sending */
     uint32_t buffer_bytes;           /* per direction, bytes queued toward this leg's socket */
     uint32_t inactivity_ms;          /* report a connection without bytes either way (0: never) */
     uint32_t connection_generation;  /* a new value drops the current connection */
-    uint16_t local_sctp_port, remote_sctp_port; /* data channels (datagram legs) */
-    uint64_t remote_max_message_size;           /* 0: no limit */
-    struct agw_dcmap dcmaps[AGW_MAX_DCMAPS];
-    unsigned n_dcmaps;
-    /* RFC 8873 interworking: the MSRP channel of a data-channel leg and a TCP/MSRP leg name each
-     * other here; the TCP leg then relays to that channel instead of a peer leg. */
-    uint64_t bridge_key;
-    bool ice; /* ICE-lite: only an address that passed a connectivity check may speak */
-    char ice_ufrag[AGW_ICE_UFRAG_MAX + 1], ice_pwd[AGW_ICE_PWD_MAX + 1];
-    char remote_ice_ufrag[AGW_ICE_REMOTE_UFRAG_MAX + 1];
+    struct agw_dc_params *dc; /* data-channel legs only (owned, defaults filled in), else NULL */
+    unsigned n_fingerprints;
+    struct agw_tls_fingerprint fingerprints[]; /* n_fingerprints of them */
 };
 
+/* A zeroed conf with room for n fingerprints (n_fingerprints set), or NULL; the caller owns it
+ * and frees it with agw_leg_conf_free (which also frees conf->dc). */
+struct agw_leg_conf *agw_leg_conf_new(unsigned n_fingerprints);
 void agw_leg_conf_free(struct agw_leg_conf *conf);
 
 /* Something a leg reports to the control loop. */

@@ -250,6 +250,26 @@ static int pin_datachannel_context(struct agw_exec *x, struct agw_context *c)
     return 0;
 }
 
+/* The data-channel part of a datagram leg's configuration, defaults filled in. */
+static int set_dc_params(struct agw_leg_conf *conf, const struct agw_term *t)
+{
+    struct agw_dc_params *dc = malloc(sizeof(*dc));
+    if (dc == NULL)
+        return -ENOMEM;
+    if (t->dc != NULL)
+        *dc = *t->dc;
+    else
+        memset(dc, 0, sizeof(*dc));
+    if (dc->local_sctp_port == 0)
+        dc->local_sctp_port = AGW_SCTP_PORT_DEFAULT;
+    if (dc->remote_sctp_port == 0) {
+        dc->remote_sctp_port = AGW_SCTP_PORT_DEFAULT;
+        dc->remote_max_message_size = 65536;
+    }
+    conf->dc = dc;
+    return 0;
+}
+
 /* Sends the worker of c a fresh configuration of each of its terminations. */
 static int configure_context(struct agw_exec *x, const struct agw_model *m, struct agw_context *c)
 {
@@ -259,7 +279,7 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         const struct agw_term *t = c->terms[i];
         if (t->proto == SDP_PROTO_OTHER)
             continue; /* nothing to run yet */
-        struct agw_leg_conf *conf = calloc(1, sizeof(*conf));
+        struct agw_leg_conf *conf = agw_leg_conf_new(t->n_fingerprints);
         if (conf == NULL)
             return -ENOMEM;
         conf->key = t->key;
@@ -288,10 +308,11 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         conf->tls_client = t->establish_tls_signal || t->tcp_role == AGW_ROLE_ACTIVE;
         conf->has_remote = t->has_remote_addr;
         conf->remote = t->remote_addr;
-        conf->local = t->realm->addr;
+        memcpy(&conf->local, &t->realm->addr, sizeof(conf->local)); /* IPv4 or IPv6: it fits */
         conf->fingerprints_known = t->n_fingerprints > 0;
-        memcpy(conf->fingerprints, t->fingerprints, t->n_fingerprints * sizeof(t->fingerprints[0]));
-        conf->n_fingerprints = t->n_fingerprints;
+        if (t->n_fingerprints > 0)
+            memcpy(conf->fingerprints, t->fingerprints,
+                   t->n_fingerprints * sizeof(t->fingerprints[0]));
         conf->identity = agw_tls_identity_ref(t->identity);
         conf->tls_ctx = t->secure ? agw_tls_ctx_ref(m->tls_ctx) : NULL;
         conf->mode = t->mode;
@@ -300,15 +321,10 @@ static int configure_context(struct agw_exec *x, const struct agw_model *m, stru
         conf->buffer_bytes = m->buffer_bytes;
         conf->inactivity_ms = t->inactivity_ms;
         conf->connection_generation = t->connection_generation;
-        conf->local_sctp_port = t->local_sctp_port ? t->local_sctp_port : AGW_SCTP_PORT_DEFAULT;
-        conf->remote_sctp_port = t->remote_sctp_port ? t->remote_sctp_port : AGW_SCTP_PORT_DEFAULT;
-        conf->remote_max_message_size = t->remote_sctp_port ? t->remote_max_message_size : 65536;
-        memcpy(conf->dcmaps, t->dcmaps, t->n_dcmaps * sizeof(t->dcmaps[0]));
-        conf->n_dcmaps = t->n_dcmaps;
-        conf->ice = t->ice;
-        memcpy(conf->ice_ufrag, t->ice_ufrag, sizeof(conf->ice_ufrag));
-        memcpy(conf->ice_pwd, t->ice_pwd, sizeof(conf->ice_pwd));
-        memcpy(conf->remote_ice_ufrag, t->remote_ice_ufrag, sizeof(conf->remote_ice_ufrag));
+        if (t->datagram && set_dc_params(conf, t) < 0) {
+            agw_leg_conf_free(conf);
+            return -ENOMEM;
+        }
         struct agw_op op = {.kind = AGW_OP_CONFIGURE, .key = t->key, .conf = conf};
         if (push_op(x, c->worker, &op) < 0) {
             agw_leg_conf_free(conf);
@@ -450,15 +466,21 @@ static int apply_events(struct agw_term *t, const struct h248_events *ev, struct
             inactivity_ms = (uint32_t)n * 1000;
         }
     }
+    unsigned n = 0;
+    for (const struct h248_requested_event *e = ev->events; e != NULL; e = e->next)
+        n++;
+    char(*names)[32] = NULL;
+    if (n > 0 && (names = malloc(n * sizeof(*names))) == NULL)
+        return agw_status_set(st, 510, "out of memory");
+    n = 0;
+    for (const struct h248_requested_event *e = ev->events; e != NULL; e = e->next, n++)
+        snprintf(names[n], sizeof(names[n]), "%.*s", (int)e->name.len, e->name.ptr);
+    free(t->events);
+    t->events = names;
+    t->n_events = n;
     t->has_events = ev->has_request_id;
     t->events_request_id = ev->request_id;
     t->inactivity_ms = inactivity_ms;
-    t->n_events = 0;
-    for (const struct h248_requested_event *e = ev->events; e != NULL; e = e->next) {
-        snprintf(t->events[t->n_events], sizeof(t->events[0]), "%.*s", (int)e->name.len,
-                 e->name.ptr);
-        t->n_events++;
-    }
     return 0;
 }
 

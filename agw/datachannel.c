@@ -453,8 +453,8 @@ static int send_dcep(struct dc_leg *l, struct dc_channel *ch, const uint8_t *msg
 /* Channels the SDP negotiated (a=dcmap) exist once the association is up, without DCEP. */
 static void open_negotiated_channels(struct dc_leg *l)
 {
-    for (unsigned i = 0; i < l->conf->n_dcmaps; i++) {
-        const struct agw_dcmap *m = &l->conf->dcmaps[i];
+    for (unsigned i = 0; i < l->conf->dc->n_dcmaps; i++) {
+        const struct agw_dcmap *m = &l->conf->dc->dcmaps[i];
         struct dc_channel *ch = channel_new(l, m->stream);
         if (ch == NULL)
             continue;
@@ -810,7 +810,7 @@ size_t agw_dc_bridge_input(struct agw_dc *d, uint64_t key, const void *data, siz
     if (b->broken)
         return len;
     if (b->piece == NULL) {
-        uint64_t peer_max = l->conf->remote_max_message_size;
+        uint64_t peer_max = l->conf->dc->remote_max_message_size;
         b->limit = peer_max == 0 || peer_max > AGW_MSRP_FRAME_MAX_DEFAULT
                        ? AGW_MSRP_FRAME_MAX_DEFAULT
                        : (size_t)peer_max;
@@ -984,14 +984,14 @@ static void start_assoc(struct dc_leg *l)
     struct agw_sctp_limits lim = agw_sctp_default_limits;
     lim.streams = DC_STREAMS;
     lim.max_message_size = AGW_DC_MAX_MESSAGE;
-    lim.peer_max_message_size = l->conf->remote_max_message_size == 0
+    lim.peer_max_message_size = l->conf->dc->remote_max_message_size == 0
                                     ? AGW_SCTP_UNLIMITED
-                                    : l->conf->remote_max_message_size;
+                                    : l->conf->dc->remote_max_message_size;
     size_t payload = l->dtls != NULL ? agw_dtls_session_max_payload(l->dtls) : DC_MTU;
     /* usrsctp may exceed the MTU it is given by 12 bytes (see sctp/assoc.c). */
     lim.mtu = (uint16_t)(payload - 16);
-    int rc =
-        agw_sctp_assoc_new(l->conf->local_sctp_port, l->conf->remote_sctp_port, &lim, &l->assoc);
+    int rc = agw_sctp_assoc_new(l->conf->dc->local_sctp_port, l->conf->dc->remote_sctp_port, &lim,
+                                &l->assoc);
     if (rc < 0) {
         fail(l, "cannot start the SCTP association");
         return;
@@ -1123,7 +1123,7 @@ static void on_tick(uv_timer_t *t)
                 continue;
             }
         }
-        if (l->conf != NULL && l->conf->ice && l->has_remote && !l->consent_expired &&
+        if (l->conf != NULL && l->conf->dc->ice && l->has_remote && !l->consent_expired &&
             now - l->last_check_ms > (l->conf->ice_consent_timeout_ms
                                           ? l->conf->ice_consent_timeout_ms
                                           : DC_CONSENT_MS)) {
@@ -1187,9 +1187,10 @@ static void handle_stun(struct dc_leg *l, const uint8_t *p, size_t len, const st
     struct agw_stun_request req;
     uint16_t unknown[AGW_STUN_MAX_UNKNOWN];
     size_t n_unknown = 0;
-    const char *remote_ufrag = l->conf->remote_ice_ufrag[0] ? l->conf->remote_ice_ufrag : NULL;
-    int rc = agw_stun_check_request(p, len, l->conf->ice_ufrag, l->conf->ice_pwd, remote_ufrag,
-                                    &req, unknown, &n_unknown);
+    const char *remote_ufrag =
+        l->conf->dc->remote_ice_ufrag[0] ? l->conf->dc->remote_ice_ufrag : NULL;
+    int rc = agw_stun_check_request(p, len, l->conf->dc->ice_ufrag, l->conf->dc->ice_pwd,
+                                    remote_ufrag, &req, unknown, &n_unknown);
     uint8_t out[512];
     size_t out_len = 0;
     if (rc < 0) {
@@ -1204,11 +1205,11 @@ static void handle_stun(struct dc_leg *l, const uint8_t *p, size_t len, const st
             agw_log(AGW_LOG_WARN, "context %u term %s: STUN binding request refused with %d",
                     leg_context(l), leg_name(l), rc);
         if (agw_stun_build_error(req.tid, (unsigned)rc, NULL,
-                                 req.authenticated ? l->conf->ice_pwd : NULL, unknown, n_unknown,
-                                 out, sizeof(out), &out_len) < 0)
+                                 req.authenticated ? l->conf->dc->ice_pwd : NULL, unknown,
+                                 n_unknown, out, sizeof(out), &out_len) < 0)
             return;
-    } else if (agw_stun_build_success(req.tid, from, l->conf->ice_pwd, out, sizeof(out), &out_len) <
-               0) {
+    } else if (agw_stun_build_success(req.tid, from, l->conf->dc->ice_pwd, out, sizeof(out),
+                                      &out_len) < 0) {
         return;
     }
     uv_buf_t b = uv_buf_init((char *)out, (unsigned)out_len);
@@ -1245,7 +1246,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     struct dc_leg *l = h->data;
     if (nread <= 0 || from == NULL || l->released || l->conf == NULL || l->failed)
         return;
-    if (l->conf->ice && agw_stun_is_stun((const uint8_t *)buf->base, (size_t)nread)) {
+    if (l->conf->dc->ice && agw_stun_is_stun((const uint8_t *)buf->base, (size_t)nread)) {
         l->wire_in += (uint64_t)nread;
         handle_stun(l, (const uint8_t *)buf->base, (size_t)nread, from);
         update_tick(l->d);
@@ -1262,7 +1263,7 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     if (!l->has_remote) {
-        if (l->conf->ice) {
+        if (l->conf->dc->ice) {
             l->dropped++; /* with ICE, only an address that passed a check may speak */
             return;
         }
@@ -1364,7 +1365,8 @@ void agw_dc_adopt(struct agw_dc *d, uint64_t key, int fd)
 
 void agw_dc_configure(struct agw_dc *d, struct agw_leg_conf *conf)
 {
-    struct dc_leg *l = leg_get(d, conf->key);
+    /* The control loop gives every data-channel leg its conf->dc. */
+    struct dc_leg *l = conf->dc != NULL ? leg_get(d, conf->key) : NULL;
     if (l == NULL) {
         agw_leg_conf_free(conf);
         return;
@@ -1390,13 +1392,14 @@ void agw_dc_configure(struct agw_dc *d, struct agw_leg_conf *conf)
         if (was_up && p != NULL)
             close_relayed_channels(p);
     }
-    if (conf->has_remote && !conf->ice) {
-        if (l->has_remote && !same_addr(&l->remote, (const struct sockaddr *)&conf->remote) &&
+    if (conf->has_remote && !conf->dc->ice) {
+        if (l->has_remote && !same_addr(&l->remote, &conf->remote.sa) &&
             (l->dtls != NULL || l->assoc != NULL)) {
             /* Someone else spoke first: the Remote's address is the one to talk to. */
             end_association(l, false);
         }
-        l->remote = conf->remote;
+        memset(&l->remote, 0, sizeof(l->remote));
+        memcpy(&l->remote, &conf->remote, sizeof(conf->remote));
         l->has_remote = true;
     }
     if (l->dtls != NULL && conf->fingerprints_known && !l->verified)

@@ -328,6 +328,9 @@ void agw_model_term_free(struct agw_term *t)
         close(t->fd);
     free(t->local_sdp);
     free(t->remote_sdp);
+    free(t->fingerprints);
+    free(t->events);
+    free(t->dc);
     agw_tls_identity_unref(t->identity);
     free(t);
 }

@@ -203,7 +203,9 @@ static void add_term(struct text *t, const struct agw_term *term)
         add(t, " port %u", term->port);
     if (term->has_remote_addr) {
         char remote[64];
-        agw_config_format_address(&term->remote_addr, true, remote, sizeof(remote));
+        struct sockaddr_storage ss = {0};
+        memcpy(&ss, &term->remote_addr, sizeof(term->remote_addr));
+        agw_config_format_address(&ss, true, remote, sizeof(remote));
         add(t, " remote %s", remote);
     }
     add(t, " %s", mode_name(term->mode));

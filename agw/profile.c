@@ -171,7 +171,12 @@ static int take_fingerprints(struct agw_term *t, const struct sdp_media *media,
                               "no supported fingerprint hash (sha-1, sha-224, sha-256, "
                               "sha-384 or sha-512 required)");
     if (seen > 0) {
-        memcpy(t->fingerprints, fps, n * sizeof(fps[0]));
+        struct agw_tls_fingerprint *copy = malloc(n * sizeof(fps[0]));
+        if (copy == NULL)
+            return agw_status_set(st, 510, "out of memory");
+        memcpy(copy, fps, n * sizeof(fps[0]));
+        free(t->fingerprints);
+        t->fingerprints = copy;
         t->n_fingerprints = n;
     }
     return 0;
@@ -205,14 +210,22 @@ static int store_text(char **dst, size_t *dst_len, const char *text, size_t len)
     return 0;
 }
 
+/* The data-channel part of t, made on first use; NULL (and st set) when out of memory. */
+static struct agw_dc_params *term_dc(struct agw_term *t, struct agw_status *st)
+{
+    if (t->dc == NULL && (t->dc = calloc(1, sizeof(*t->dc))) == NULL)
+        agw_status_set(st, 510, "out of memory");
+    return t->dc;
+}
+
 /* The dcmap channels of a media (RFC 8864): replaced by each SDP that lists any. */
-static void take_dcmaps(struct agw_term *t, const struct sdp_media *media)
+static void take_dcmaps(struct agw_dc_params *dc, const struct sdp_media *media)
 {
     unsigned n = 0;
     for (const struct sdp_attr *a = sdp_attr_find(media->attrs, SDP_ATTR_DCMAP);
          a != NULL && n < AGW_MAX_DCMAPS; a = sdp_attr_find(a->next, SDP_ATTR_DCMAP)) {
         const struct sdp_dcmap *d = &a->u.dcmap;
-        struct agw_dcmap *m = &t->dcmaps[n++];
+        struct agw_dcmap *m = &dc->dcmaps[n++];
         memset(m, 0, sizeof(*m));
         m->stream = d->stream_id;
         m->unordered = d->has_ordered && !d->ordered;
@@ -227,31 +240,36 @@ static void take_dcmaps(struct agw_term *t, const struct sdp_media *media)
                   strncasecmp(d->subprotocol, "msrp", 4) == 0;
     }
     if (n > 0)
-        t->n_dcmaps = n;
+        dc->n_dcmaps = n;
 }
 
 /* a=sctp-port, a=max-message-size, a=tls-id, a=dcmap and a=ice-ufrag of the far end's
  * data-channel SDP. */
-static void take_datachannel_attrs(struct agw_term *t, const struct sdp_session *s,
-                                   const struct sdp_media *media)
+static int take_datachannel_attrs(struct agw_term *t, const struct sdp_session *s,
+                                  const struct sdp_media *media, struct agw_status *st)
 {
+    struct agw_dc_params *dc = term_dc(t, st);
+    if (dc == NULL)
+        return -1;
     const struct sdp_attr *ufrag = sdp_attr_find(media->attrs, SDP_ATTR_ICE_UFRAG);
     if (ufrag == NULL)
         ufrag = sdp_attr_find(s->attrs, SDP_ATTR_ICE_UFRAG);
-    t->remote_ice_ufrag[0] = '\0';
-    if (ufrag != NULL && ufrag->value != NULL && strlen(ufrag->value) < sizeof(t->remote_ice_ufrag))
-        snprintf(t->remote_ice_ufrag, sizeof(t->remote_ice_ufrag), "%s", ufrag->value);
+    dc->remote_ice_ufrag[0] = '\0';
+    if (ufrag != NULL && ufrag->value != NULL &&
+        strlen(ufrag->value) < sizeof(dc->remote_ice_ufrag))
+        snprintf(dc->remote_ice_ufrag, sizeof(dc->remote_ice_ufrag), "%s", ufrag->value);
     const struct sdp_attr *port = sdp_attr_find(media->attrs, SDP_ATTR_SCTP_PORT);
-    t->remote_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
-    t->remote_max_message_size = sdp_media_max_message_size(media);
+    dc->remote_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
+    dc->remote_max_message_size = sdp_media_max_message_size(media);
     const struct sdp_attr *id = sdp_attr_find(media->attrs, SDP_ATTR_TLS_ID);
     if (id != NULL && id->value != NULL) {
         /* RFC 8842: a new tls-id is a new DTLS association. */
-        if (t->remote_tls_id[0] != '\0' && strncmp(t->remote_tls_id, id->value, AGW_TLS_ID_MAX))
+        if (dc->remote_tls_id[0] != '\0' && strncmp(dc->remote_tls_id, id->value, AGW_TLS_ID_MAX))
             t->connection_generation++;
-        snprintf(t->remote_tls_id, sizeof(t->remote_tls_id), "%s", id->value);
+        snprintf(dc->remote_tls_id, sizeof(dc->remote_tls_id), "%s", id->value);
     }
-    take_dcmaps(t, media);
+    take_dcmaps(dc, media);
+    return 0;
 }
 
 int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
@@ -277,18 +295,17 @@ int agw_profile_apply_remote(struct agw_term *t, const char *text, size_t len,
         const struct sdp_connection *c = sdp_media_connection(s, media);
         if (c != NULL && c->kind == SDP_VALUE_SET && media->port_kind == SDP_VALUE_SET &&
             media->port != 0) {
-            struct sockaddr_storage ss = {0};
-            int ok = c->addrtype == SDP_ADDR_IP6
-                         ? uv_ip6_addr(c->addr, media->port, (struct sockaddr_in6 *)&ss)
-                         : uv_ip4_addr(c->addr, media->port, (struct sockaddr_in *)&ss);
+            union agw_sockaddr ss = {0};
+            int ok = c->addrtype == SDP_ADDR_IP6 ? uv_ip6_addr(c->addr, media->port, &ss.in6)
+                                                 : uv_ip4_addr(c->addr, media->port, &ss.in);
             if (ok == 0) {
                 t->remote_addr = ss;
                 t->has_remote_addr = true;
             }
         }
-        if (t->datagram)
-            take_datachannel_attrs(t, s, media);
-        if (store_text(&t->remote_sdp, &t->remote_len, text, len) < 0)
+        if (t->datagram && take_datachannel_attrs(t, s, media, st) < 0)
+            rc = -1;
+        if (rc == 0 && store_text(&t->remote_sdp, &t->remote_len, text, len) < 0)
             rc = agw_status_set(st, 510, "out of memory");
     }
     sdp_free(s);
@@ -373,21 +390,21 @@ static const char *setup_word(const struct agw_term *t)
  * credentials; the reply then carries them, a=ice-lite and the host candidate. The credentials
  * are made once per termination: later Locals return the same ones. */
 static int fill_ice(struct sdp_session *s, struct sdp_media *media, struct agw_term *t,
-                    struct agw_status *st)
+                    struct agw_dc_params *dc, struct agw_status *st)
 {
     const struct sdp_attr *ufrag = sdp_attr_find(media->attrs, SDP_ATTR_ICE_UFRAG);
     const struct sdp_attr *pwd = sdp_attr_find(media->attrs, SDP_ATTR_ICE_PWD);
     bool choose = (ufrag != NULL && ufrag->value != NULL && strcmp(ufrag->value, "$") == 0) ||
                   (pwd != NULL && pwd->value != NULL && strcmp(pwd->value, "$") == 0);
-    if (!choose && !t->ice)
+    if (!choose && !dc->ice)
         return 0;
-    if (!t->ice) {
+    if (!dc->ice) {
         char u[AGW_STUN_UFRAG_LEN + 1], p[AGW_STUN_PWD_LEN + 1];
         if (agw_stun_random_credentials(u, p) < 0)
             return agw_status_set(st, 510, "no randomness for ICE credentials");
-        snprintf(t->ice_ufrag, sizeof(t->ice_ufrag), "%s", u);
-        snprintf(t->ice_pwd, sizeof(t->ice_pwd), "%s", p);
-        t->ice = true;
+        snprintf(dc->ice_ufrag, sizeof(dc->ice_ufrag), "%s", u);
+        snprintf(dc->ice_pwd, sizeof(dc->ice_pwd), "%s", p);
+        dc->ice = true;
     }
     if (ufrag != NULL)
         sdp_attr_remove(s, media, ufrag);
@@ -398,8 +415,8 @@ static int fill_ice(struct sdp_session *s, struct sdp_media *media, struct agw_t
              t->port);
     if ((sdp_attr_find(s->attrs, SDP_ATTR_ICE_LITE) == NULL &&
          sdp_attr_add(s, NULL, "ice-lite", NULL, NULL) < 0) ||
-        sdp_attr_add(s, media, "ice-ufrag", t->ice_ufrag, NULL) < 0 ||
-        sdp_attr_add(s, media, "ice-pwd", t->ice_pwd, NULL) < 0 ||
+        sdp_attr_add(s, media, "ice-ufrag", dc->ice_ufrag, NULL) < 0 ||
+        sdp_attr_add(s, media, "ice-pwd", dc->ice_pwd, NULL) < 0 ||
         sdp_attr_add(s, media, "candidate", candidate, NULL) < 0)
         return agw_status_set(st, 500, "cannot add the ICE attributes");
     return 0;
@@ -410,8 +427,11 @@ static int fill_datachannel_attrs(struct sdp_session *s, struct sdp_media *media
                                   struct agw_term *t, struct agw_status *st)
 {
     char value[24];
+    struct agw_dc_params *dc = term_dc(t, st);
+    if (dc == NULL)
+        return -1;
     const struct sdp_attr *port = sdp_attr_find(media->attrs, SDP_ATTR_SCTP_PORT);
-    t->local_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
+    dc->local_sctp_port = port != NULL ? port->u.sctp_port : AGW_SCTP_PORT_DEFAULT;
     if (port == NULL) {
         snprintf(value, sizeof(value), "%u", AGW_SCTP_PORT_DEFAULT);
         if (sdp_attr_add(s, media, "sctp-port", value, NULL) < 0)
@@ -423,8 +443,8 @@ static int fill_datachannel_attrs(struct sdp_session *s, struct sdp_media *media
             return agw_status_set(st, 500, "cannot add a=max-message-size");
     }
     if (t->remote_sdp == NULL)
-        take_dcmaps(t, media);
-    return fill_ice(s, media, t, st);
+        take_dcmaps(dc, media);
+    return fill_ice(s, media, t, dc, st);
 }
 
 int agw_profile_apply_local(struct agw_model *m, struct agw_term *t, const char *text, size_t len,

@@ -66,29 +66,35 @@ static void port_mark(struct agw_realm *r, uint32_t off, bool used)
         r->ports_in_use[off / 8] &= (uint8_t) ~(1u << (off % 8));
 }
 
-static int bind_port(const struct agw_realm *r, int socktype, bool listen_too, uint16_t port,
-                     int *fd_out)
+int agw_socket_bind(const struct sockaddr *addr, socklen_t len, int socktype, bool listen_too,
+                    int *fd_out)
 {
-    int fd = socket(r->addr.ss_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->sa_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     if (socktype == SOCK_STREAM)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (r->addr.ss_family == AF_INET6)
+    if (addr->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    struct sockaddr_storage sa = r->addr;
-    if (sa.ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
-    else
-        ((struct sockaddr_in *)&sa)->sin_port = htons(port);
-    if (bind(fd, (struct sockaddr *)&sa, r->addrlen) < 0 || (listen_too && listen(fd, 16) < 0)) {
+    if (bind(fd, addr, len) < 0 || (listen_too && listen(fd, 16) < 0)) {
         int e = errno;
         close(fd);
         return -e;
     }
     *fd_out = fd;
     return 0;
+}
+
+static int bind_port(const struct agw_realm *r, int socktype, bool listen_too, uint16_t port,
+                     int *fd_out)
+{
+    struct sockaddr_storage sa = r->addr;
+    if (sa.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)&sa)->sin_port = htons(port);
+    return agw_socket_bind((struct sockaddr *)&sa, r->addrlen, socktype, listen_too, fd_out);
 }
 
 int agw_realm_reserve(struct agw_realm *realm, int socktype, bool listen_too, int *fd,

@@ -17,18 +17,24 @@ struct leg {
     uint64_t key;
     struct agw_leg_conf *conf; /* NULL until configured */
     struct leg *peer;
-    uv_tcp_t listener;
+    /* A TCP-passive leg listens only while it has no connection (malloc, NULL otherwise): a
+     * held session keeps no listening socket. Its port stays reserved by the control loop and
+     * is bound again (port_addr) when the connection goes. */
+    uv_tcp_t *listener;
+    union agw_sockaddr port_addr; /* sa_family 0: the leg never listened */
     uv_tcp_t conn;
-    uv_connect_t connect_req;
-    uv_timer_t timer; /* handshake timeout */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
-    bool has_listener, has_conn, connected, connecting;
-    bool has_timer;        /* the timer handle is initialised (once per leg, closed at release) */
-    bool conn_busy;        /* l->conn is initialised and not yet through its close callback */
-    bool out_closed;       /* we ended our output on this connection (FIN or close_notify) */
-    uv_timer_t idle_timer; /* media inactivity (adid/ipstop), once requested */
-    bool has_idle_timer, idle_reported;
+    /* One request at a time on conn: the connect, then writes one by one, then the FIN. */
+    union {
+        uv_connect_t connect;
+        uv_write_t write;
+        uv_shutdown_t shutdown;
+    } req;
+    uv_timer_t *timer;      /* handshake timeout, while a handshake runs (malloc) */
+    uv_timer_t *idle_timer; /* media inactivity (adid/ipstop), while requested (malloc) */
+    bool has_conn, connected, connecting;
+    bool conn_busy;  /* l->conn is initialised and not yet through its close callback */
+    bool out_closed; /* we ended our output on this connection (FIN or close_notify) */
+    bool idle_reported;
     uint64_t last_activity_ms;
     bool failed, released;
     unsigned handles; /* open uv handles; the leg is freed when it is released and 0 */
@@ -159,12 +165,22 @@ static int insert(struct agw_relay *r, struct leg *l)
     return 0;
 }
 
+struct agw_leg_conf *agw_leg_conf_new(unsigned n_fingerprints)
+{
+    struct agw_leg_conf *conf =
+        calloc(1, sizeof(*conf) + n_fingerprints * sizeof(conf->fingerprints[0]));
+    if (conf != NULL)
+        conf->n_fingerprints = n_fingerprints;
+    return conf;
+}
+
 void agw_leg_conf_free(struct agw_leg_conf *conf)
 {
     if (conf == NULL)
         return;
     agw_tls_identity_unref(conf->identity);
     agw_tls_ctx_unref(conf->tls_ctx);
+    free(conf->dc);
     free(conf);
 }
 
@@ -234,23 +250,69 @@ static void close_handle(struct leg *l, uv_handle_t *h)
     }
 }
 
+/* The close callback of the handles a leg allocates apart (listener, timers). */
+static void on_own_handle_closed(uv_handle_t *h)
+{
+    struct leg *l = h->data;
+    free(h);
+    l->handles--;
+    maybe_free(l);
+}
+
+static void close_own_handle(struct leg *l, uv_handle_t *h)
+{
+    h->data = l;
+    uv_close(h, on_own_handle_closed);
+}
+
+static void close_timer(struct leg *l, uv_timer_t **t)
+{
+    if (*t != NULL) {
+        close_own_handle(l, (uv_handle_t *)*t);
+        *t = NULL;
+    }
+}
+
+static void close_listener(struct leg *l)
+{
+    if (l->listener != NULL) {
+        close_own_handle(l, (uv_handle_t *)l->listener);
+        l->listener = NULL;
+    }
+}
+
+/* A timer of the leg's loop (NULL when out of memory), closed with close_timer. */
+static uv_timer_t *open_timer(struct leg *l)
+{
+    uv_timer_t *t = malloc(sizeof(*t));
+    if (t == NULL || uv_timer_init(l->r->loop, t) < 0) {
+        free(t);
+        return NULL;
+    }
+    t->data = l;
+    l->handles++;
+    return t;
+}
+
 static void update_reading(struct leg *l);
 static void maybe_close(struct leg *l);
 static void note_activity(struct leg *l);
 static void tls_process(struct leg *l);
 static void pump(struct leg *src);
 static void start_connection(struct leg *l);
+static void listen_again(struct leg *l);
 
-/* Closes the connection (not the listener): a reset when asked, else an orderly close. */
+/* Closes the connection: a reset when asked, else an orderly close. A TCP-passive leg listens
+ * again first, so that its far end finds the port open once it sees the close. */
 static void drop_connection(struct leg *l, bool reset)
 {
     if (!l->has_conn)
         return;
+    listen_again(l);
     l->has_conn = false;
     l->connected = false;
     l->reading = false;
-    if (l->has_timer)
-        uv_timer_stop(&l->timer);
+    close_timer(l, &l->timer);
     if (reset && !uv_is_closing((uv_handle_t *)&l->conn)) {
         l->conn.data = l;
         if (uv_tcp_close_reset(&l->conn, on_handle_closed) == 0)
@@ -267,7 +329,7 @@ static void on_written(uv_write_t *req, int status);
  * outbox. */
 static void flush(struct leg *l)
 {
-    if (!l->connected || l->writing)
+    if (!l->connected || l->writing || l->shut_done)
         return;
     const void *data = NULL;
     size_t len = 0;
@@ -280,14 +342,14 @@ static void flush(struct leg *l)
     if (len == 0) {
         if (l->shut_wanted && !l->shut_done && l->tls == NULL) {
             l->shut_done = true;
-            l->sreq.data = l;
-            uv_shutdown(&l->sreq, (uv_stream_t *)&l->conn, NULL);
+            l->req.shutdown.data = l;
+            uv_shutdown(&l->req.shutdown, (uv_stream_t *)&l->conn, NULL);
         }
         return;
     }
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-    l->wreq.data = l;
-    if (uv_write(&l->wreq, (uv_stream_t *)&l->conn, &buf, 1, on_written) == 0) {
+    l->req.write.data = l;
+    if (uv_write(&l->req.write, (uv_stream_t *)&l->conn, &buf, 1, on_written) == 0) {
         l->writing = true;
         l->wlen = len;
     }
@@ -509,8 +571,7 @@ static void fail(struct leg *l, const char *cause)
         agw_log(AGW_LOG_WARN, "context %u term %s: %s: %s", l->conf ? l->conf->context_id : 0,
                 leg_name(l), l->verified ? "closed" : "refused", cause);
     post(l, AGW_LEG_FAILED, "%s", cause);
-    if (l->has_timer)
-        uv_timer_stop(&l->timer);
+    close_timer(l, &l->timer);
     if (l->reading) {
         uv_read_stop((uv_stream_t *)&l->conn);
         l->reading = false;
@@ -598,8 +659,7 @@ static void update_reading(struct leg *l)
 static void on_verified(struct leg *l)
 {
     l->verified = true;
-    if (l->has_timer)
-        uv_timer_stop(&l->timer);
+    close_timer(l, &l->timer); /* a held session keeps no timer */
     agw_log(AGW_LOG_INFO, "context %u term %s: TLS up (%s, %s), fingerprint verified",
             l->conf->context_id, leg_name(l), agw_tls_session_version(l->tls),
             agw_tls_session_cipher(l->tls));
@@ -694,19 +754,13 @@ static void update_idle_timer(struct leg *l)
 {
     uint32_t limit = l->conf != NULL ? l->conf->inactivity_ms : 0;
     if (limit == 0 || !l->connected) {
-        if (l->has_idle_timer)
-            uv_timer_stop(&l->idle_timer);
+        close_timer(l, &l->idle_timer);
         return;
     }
-    if (!l->has_idle_timer) {
-        if (uv_timer_init(l->r->loop, &l->idle_timer) < 0)
-            return;
-        l->idle_timer.data = l;
-        l->has_idle_timer = true;
-        l->handles++;
-    }
+    if (l->idle_timer == NULL && (l->idle_timer = open_timer(l)) == NULL)
+        return;
     uint64_t period = limit / 4 > 50 ? limit / 4 : 50;
-    uv_timer_start(&l->idle_timer, on_idle_check, period, period);
+    uv_timer_start(l->idle_timer, on_idle_check, period, period);
 }
 
 static void note_activity(struct leg *l)
@@ -750,15 +804,10 @@ static void connection_up(struct leg *l)
         if (l->conf->fingerprints_known)
             agw_tls_session_set_fingerprints(l->tls, l->conf->fingerprints,
                                              l->conf->n_fingerprints);
-        if (l->has_timer || uv_timer_init(l->r->loop, &l->timer) == 0) {
-            l->timer.data = l;
-            if (!l->has_timer)
-                l->handles++;
-            l->has_timer = true;
-            uv_timer_start(&l->timer, on_handshake_timeout,
+        if (l->timer != NULL || (l->timer = open_timer(l)) != NULL)
+            uv_timer_start(l->timer, on_handshake_timeout,
                            l->conf->handshake_timeout_ms ? l->conf->handshake_timeout_ms : 10000,
                            0);
-        }
         tls_process(l);
     } else {
         update_reading(l);
@@ -814,10 +863,9 @@ static void start_connection(struct leg *l)
     l->conn_busy = true;
     l->handles++;
     uv_tcp_nodelay(&l->conn, 1);
-    uv_tcp_bind(&l->conn, (const struct sockaddr *)&c->local, 0);
-    l->connect_req.data = l;
-    if (uv_tcp_connect(&l->connect_req, &l->conn, (const struct sockaddr *)&c->remote,
-                       on_connected) == 0) {
+    uv_tcp_bind(&l->conn, &c->local.sa, 0);
+    l->req.connect.data = l;
+    if (uv_tcp_connect(&l->req.connect, &l->conn, &c->remote.sa, on_connected) == 0) {
         l->connecting = true;
     } else {
         post(l, AGW_LEG_FAILED, "connect failed");
@@ -825,15 +873,13 @@ static void start_connection(struct leg *l)
     }
 }
 
-static bool same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+static bool same_ip(const union agw_sockaddr *a, const struct sockaddr_storage *b)
 {
-    if (a->ss_family != b->ss_family)
+    if (a->sa.sa_family != b->ss_family)
         return false;
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+    if (a->sa.sa_family == AF_INET)
+        return a->in.sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&a->in6.sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
 static void on_refused_closed(uv_handle_t *h)
@@ -852,10 +898,7 @@ static void on_connection(uv_stream_t *server, int status)
         agw_log(AGW_LOG_ERROR, "context %u term %s: out of file descriptors: stops listening",
                 l->conf != NULL ? l->conf->context_id : 0, leg_name(l));
         post(l, AGW_LEG_FAILED, "out of file descriptors");
-        if (l->has_listener) {
-            l->has_listener = false;
-            close_handle(l, (uv_handle_t *)&l->listener);
-        }
+        close_listener(l);
         return;
     }
     if (status < 0)
@@ -872,10 +915,9 @@ static void on_connection(uv_stream_t *server, int status)
     struct sockaddr_storage from;
     int len = sizeof(from);
     uv_tcp_getpeername(client, (struct sockaddr *)&from, &len);
+    /* No second connection reaches here: the listener is closed while a connection is held. */
     const char *why = NULL;
-    if (l->has_conn)
-        why = "a second connection";
-    else if (l->conn_busy)
+    if (l->conn_busy)
         why = "a connection while the previous one is still closing";
     else if (l->conf == NULL)
         why = "a connection before the termination was configured";
@@ -908,7 +950,61 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&l->conn, 1);
+    close_listener(l); /* an established session holds its two connections, nothing more */
     connection_up(l);
+}
+
+/* Listens on fd (a bound TCP socket; taken in every case). */
+static int listen_on(struct leg *l, int fd)
+{
+    uv_tcp_t *h = malloc(sizeof(*h));
+    if (h == NULL || uv_tcp_init(l->r->loop, h) < 0) {
+        free(h);
+        close(fd);
+        return -ENOMEM;
+    }
+    h->data = l;
+    l->handles++;
+    int rc = uv_tcp_open(h, fd);
+    if (rc < 0)
+        close(fd);
+    else
+        rc = uv_listen((uv_stream_t *)h, 16, on_connection);
+    if (rc < 0) {
+        close_own_handle(l, (uv_handle_t *)h);
+        return rc;
+    }
+    l->listener = h;
+    return 0;
+}
+
+static socklen_t port_addr_len(const struct leg *l)
+{
+    return l->port_addr.sa.sa_family == AF_INET6 ? sizeof(l->port_addr.in6)
+                                                 : sizeof(l->port_addr.in);
+}
+
+static uint16_t port_of(const struct leg *l)
+{
+    return ntohs(l->port_addr.sa.sa_family == AF_INET6 ? l->port_addr.in6.sin6_port
+                                                       : l->port_addr.in.sin_port);
+}
+
+/* A TCP-passive leg whose connection goes binds its port again: the control loop still holds
+ * it for the termination, but another process on the host could have taken it meanwhile. */
+static void listen_again(struct leg *l)
+{
+    if (l->released || l->listener != NULL || l->port_addr.sa.sa_family == 0)
+        return;
+    int fd;
+    int rc = agw_socket_bind(&l->port_addr.sa, port_addr_len(l), SOCK_STREAM, true, &fd);
+    if (rc == 0)
+        rc = listen_on(l, fd);
+    if (rc < 0) {
+        agw_log(AGW_LOG_ERROR, "context %u term %s: cannot listen on port %u again: %s",
+                l->conf != NULL ? l->conf->context_id : 0, leg_name(l), port_of(l), strerror(-rc));
+        post(l, AGW_LEG_FAILED, "cannot listen on port %u again: %s", port_of(l), strerror(-rc));
+    }
 }
 
 /* ---- The worker's operations ---- */
@@ -961,22 +1057,15 @@ void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, b
         return;
     }
     struct leg *l = leg_get(r, key);
-    if (l == NULL || l->has_listener || !listening) {
+    if (l == NULL || l->listener != NULL || !listening) {
         close(fd);
         return;
     }
-    if (uv_tcp_init(r->loop, &l->listener) < 0) {
-        close(fd);
-        return;
-    }
-    l->listener.data = l;
-    l->has_listener = true;
-    l->handles++;
-    if (uv_tcp_open(&l->listener, fd) < 0 ||
-        uv_listen((uv_stream_t *)&l->listener, 16, on_connection) < 0) {
-        close_handle(l, (uv_handle_t *)&l->listener);
-        l->has_listener = false;
-    }
+    socklen_t len = sizeof(l->port_addr);
+    if (getsockname(fd, &l->port_addr.sa, &len) < 0 || len > sizeof(l->port_addr))
+        memset(&l->port_addr, 0, sizeof(l->port_addr));
+    if (listen_on(l, fd) < 0)
+        agw_log(AGW_LOG_ERROR, "term %s: cannot listen on its port", leg_name(l));
 }
 
 void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
@@ -1041,15 +1130,9 @@ static void close_leg(struct leg *l)
 {
     l->released = true;
     drop_connection(l, false);
-    uv_handle_t *handles[] = {(uv_handle_t *)&l->timer, (uv_handle_t *)&l->idle_timer,
-                              (uv_handle_t *)&l->listener};
-    bool *open[] = {&l->has_timer, &l->has_idle_timer, &l->has_listener};
-    for (size_t i = 0; i < 3; i++) {
-        if (*open[i]) {
-            *open[i] = false;
-            close_handle(l, handles[i]);
-        }
-    }
+    close_timer(l, &l->timer);
+    close_timer(l, &l->idle_timer);
+    close_listener(l);
     maybe_free(l);
 }
 
@@ -1104,11 +1187,19 @@ int agw_relay_detach(struct agw_relay *r, uint64_t key)
     struct leg *l = find(r, key);
     if (l == NULL)
         return -1;
+    /* The port goes on listening on the other worker, also when a connection held it here. */
     int fd = -1;
-    if (l->has_listener) {
-        uv_os_fd_t lfd;
-        if (uv_fileno((uv_handle_t *)&l->listener, &lfd) == 0)
+    uv_os_fd_t lfd;
+    if (l->listener != NULL) {
+        if (uv_fileno((uv_handle_t *)l->listener, &lfd) == 0)
             fd = dup(lfd);
+    } else if (l->port_addr.sa.sa_family != 0) {
+        int rc = agw_socket_bind(&l->port_addr.sa, port_addr_len(l), SOCK_STREAM, true, &fd);
+        if (rc < 0) {
+            agw_log(AGW_LOG_ERROR, "term %s: cannot listen on port %u again: %s", leg_name(l),
+                    port_of(l), strerror(-rc));
+            fd = -1;
+        }
     }
     release_leg(r, l);
     return fd;

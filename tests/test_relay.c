@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@ static pid_t child = -1;
 static char log_path[64];
 static uint16_t iq_port, mgc_port, realm_base;
 static struct iq_client *mgc;
+static const char *workers = "1"; /* --workers of the next start */
 
 static size_t transfer_bytes(void)
 {
@@ -57,11 +59,11 @@ static void start_conf(const char *conf)
         dup2(fd, STDERR_FILENO);
         if (conf != NULL)
             execl(harness_agw_bin(), harness_agw_bin(), "-c", conf, "--iq-listen", iq, "--mgc", m1,
-                  "--workers", "1", "--handshake-timeout-ms", "1500", "--log-level", "debug",
+                  "--workers", workers, "--handshake-timeout-ms", "1500", "--log-level", "debug",
                   (char *)NULL);
         else
             execl(harness_agw_bin(), harness_agw_bin(), "--iq-listen", iq, "--mgc", m1, "--workers",
-                  "1", "--realm", access, "--realm", core, "--handshake-timeout-ms", "1500",
+                  workers, "--realm", access, "--realm", core, "--handshake-timeout-ms", "1500",
                   "--log-level", "debug", (char *)NULL);
         _exit(127);
     }
@@ -506,6 +508,133 @@ START_TEST(inactivity_and_connection_new)
 }
 END_TEST
 
+/* The errno of a plain TCP connect to the gateway's port (0: it was accepted). */
+static int connect_error(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
+    close(fd);
+    return err;
+}
+
+/* The daemon's open descriptors. */
+static unsigned daemon_fds(void)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)child);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    unsigned n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* An established session holds its two connections and no listening socket: a second
+ * connection to the access port is refused, and a=connection:new opens the port again for the
+ * UE's new connection, over which bytes flow both ways. */
+START_TEST(port_listens_only_while_no_connection_is_held)
+{
+    start();
+    struct ue ue;
+    ue_make(&ue);
+    struct core_peer core;
+    core_listen(&core);
+    unsigned ctx;
+    uint16_t port;
+    setup_session(&core, ue.fingerprint, &ctx, &port, true);
+    /* Counted once the access port listens (libuv's first listener also keeps a spare fd). */
+    unsigned fds0 = daemon_fds();
+    int fd;
+    SSL *ssl = ue_connect(&ue, port, 0, &fd);
+    ck_assert_msg(ssl != NULL, "TLS refused, see %s", log_path);
+    ck_assert(core_accept(&core, 3000));
+    transfer_both_ways(ssl, fd, &core);
+    unsigned fds = daemon_fds();
+    ck_assert_msg(fds == fds0 + 1,
+                  "%u descriptors for one session (want 2: the listener gives way)",
+                  fds + 1 - fds0);
+    int err = connect_error(port);
+    ck_assert_msg(err == ECONNREFUSED, "a second connection to port %u: %s", port,
+                  err == 0 ? "accepted" : strerror(err));
+    char text[1024];
+    unsigned code;
+    snprintf(text, sizeof(text),
+             "C=%u{MF=ip/access/1{M{ST=1{R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message 9 "
+             "TCP/TLS/MSRP *\r\na=setup:active\r\na=connection:new\r\na=fingerprint:%s\r\n}}}}}",
+             ctx, ue.fingerprint);
+    const char *r = harness_request(mgc, text, &code);
+    ck_assert_msg(code == 0, "%s", r);
+    char b;
+    ck_assert_int_le(SSL_read(ssl, &b, 1), 0);
+    SSL_free(ssl);
+    close(fd);
+    ssl = ue_connect(&ue, port, 0, &fd);
+    ck_assert_msg(ssl != NULL, "the new connection was refused, see %s", log_path);
+    transfer_both_ways(ssl, fd, &core);
+    err = connect_error(port);
+    ck_assert_msg(err == ECONNREFUSED, "a second connection after the new one: %s",
+                  err == 0 ? "accepted" : strerror(err));
+    SSL_free(ssl);
+    close(fd);
+    close(core.fd);
+    close(core.listen_fd);
+    agw_tls_identity_unref(ue.id);
+    stop();
+}
+END_TEST
+
+/* Move of a connected TCP-passive termination to a context of another worker: its connection
+ * goes, and its port, which held no listening socket while connected, listens again there. */
+START_TEST(move_of_connected_termination_listens_on_new_worker)
+{
+    workers = "2";
+    start();
+    struct ue ue;
+    ue_make(&ue);
+    struct core_peer core;
+    core_listen(&core);
+    unsigned ctx;
+    uint16_t port;
+    setup_session(&core, ue.fingerprint, &ctx, &port, true);
+    int fd;
+    SSL *ssl = ue_connect(&ue, port, 0, &fd);
+    ck_assert_msg(ssl != NULL, "TLS refused, see %s", log_path);
+    ck_assert(core_accept(&core, 3000));
+    ck_assert_int_eq(connect_error(port), ECONNREFUSED);
+    /* Contexts go to the workers in turn: the next one is on the other worker. */
+    char text[512];
+    unsigned code;
+    snprintf(text, sizeof(text),
+             "C=${A=${M{ST=1{O{MO=SR,ipdc/realm=core},L{v=0\r\nc=IN IP4 $\r\nm=message $ "
+             "TCP/MSRP *\r\n},R{v=0\r\nc=IN IP4 127.0.0.1\r\nm=message %u TCP/MSRP *\r\n"
+             "a=setup:passive\r\n}}}}}",
+             core.port);
+    const char *r = harness_request(mgc, text, &code);
+    ck_assert_msg(code == 0, "%s", r);
+    unsigned ctx2 = (unsigned)harness_number_after(r, "C=");
+    snprintf(text, sizeof(text), "C=%u{MV=ip/access/1}", ctx2);
+    r = harness_request(mgc, text, &code);
+    ck_assert_msg(code == 0, "%s", r);
+    char b;
+    ck_assert_int_le(SSL_read(ssl, &b, 1), 0);
+    SSL_free(ssl);
+    close(fd);
+    /* The socket handed over listens from the hand-over on, before the reply was sent. */
+    int err = connect_error(port);
+    ck_assert_msg(err == 0, "port %u after the Move: %s (log %s)", port, strerror(err), log_path);
+    if (core.fd >= 0)
+        close(core.fd);
+    close(core.listen_fd);
+    agw_tls_identity_unref(ue.id);
+    stop();
+}
+END_TEST
+
 /* Writes a fresh P-256 certificate and key to cert and key. */
 static void write_identity(const char *cert, const char *key, struct agw_tls_identity **out)
 {
@@ -593,6 +722,8 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, wrong_certificate_is_refused_and_notified);
     tcase_add_test(tc, fingerprint_after_handshake_is_held_then_verified);
     tcase_add_test(tc, inactivity_and_connection_new);
+    tcase_add_test(tc, port_listens_only_while_no_connection_is_held);
+    tcase_add_test(tc, move_of_connected_termination_listens_on_new_worker);
     tcase_add_test(tc, certificate_rotation_keeps_bound_fingerprint);
     suite_add_tcase(s, tc);
     return s;
