@@ -1435,12 +1435,12 @@ static void release_leg(struct agw_dc *d, struct dc_leg *l)
     l->conf = NULL;
     if (l->pending_fd >= 0)
         close(l->pending_fd);
-    if (l->has_udp) {
+    /* d is not freed here: agw_dc_close (or a close callback after it) does that, so d stays
+     * valid for update_tick and for the caller's loop. */
+    if (l->has_udp)
         uv_close((uv_handle_t *)&l->udp, on_udp_closed);
-    } else {
+    else
         free(l);
-        maybe_free_dc(d);
-    }
     update_tick(d);
 }
 

@@ -1016,16 +1016,14 @@ static void *net_main(void *arg)
         pthread_mutex_unlock(&n->mu);
         if (stopping)
             break;
-        if (cap < n->n_eps + 1) {
+        if (pfd == NULL || pep == NULL || cap < n->n_eps + 1) {
+            /* Refilled every round: nothing to carry over, so no realloc. */
+            free(pfd);
+            free(pep);
             cap = (n->n_eps + 1) * 2;
-            struct pollfd *p = realloc(pfd, cap * sizeof(*pfd));
-            if (p != NULL)
-                pfd = p;
-            struct dc_endpoint **e = realloc(pep, cap * sizeof(*pep));
-            if (e != NULL)
-                pep = e;
-            if (p == NULL || e == NULL) {
-                cap = 0;
+            pfd = malloc(cap * sizeof(*pfd));
+            pep = malloc(cap * sizeof(*pep));
+            if (pfd == NULL || pep == NULL) {
                 usleep(10000);
                 continue;
             }

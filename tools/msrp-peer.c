@@ -120,12 +120,16 @@ int main(int argc, char **argv)
         }
     }
     struct sockaddr_in a;
-    if ((listen_at == NULL) == (connect_to == NULL) ||
-        parse_addr(listen_at != NULL ? listen_at : connect_to, &a) < 0) {
+    const char *addr = listen_at != NULL ? listen_at : connect_to;
+    if (addr == NULL || (listen_at != NULL && connect_to != NULL) || parse_addr(addr, &a) < 0) {
         fprintf(stderr, "msrp-peer: give one of --listen or --connect with ADDR:PORT\n");
         return 2;
     }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        perror("msrp-peer: socket");
+        return 1;
+    }
     if (connect_to != NULL) {
         if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
             perror("msrp-peer: connect");
