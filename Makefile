@@ -278,6 +278,37 @@ fuzz: $(FUZZ_NAMES:%=build/fuzz/%)
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi; echo "fuzz: ok"
 
+# Static analysis: gcc -fanalyzer over the libraries, the daemon, the tools and the tests, one log
+# per source (redone only when the source or a header it includes changed). A warning fails the
+# target unless tools/analyze.supp lists it as a reviewed false positive ("FILE FUNCTION OPTION").
+ANALYZE_CC ?= gcc
+ANALYZE_DIR ?= build/analyze
+ANALYZE_SRCS := $(H248_SRCS) $(TLS_SRCS) $(SCTP_SRCS) $(AGW_SRCS) $(wildcard tools/*.c) \
+    $(wildcard tests/*.c)
+ANALYZE_LOGS := $(ANALYZE_SRCS:%.c=$(ANALYZE_DIR)/%.log)
+
+$(ANALYZE_DIR)/%.log: %.c
+	@mkdir -p $(@D)
+	@echo "analyze $<"
+	@LC_ALL=C $(ANALYZE_CC) $(CPPFLAGS) $(WARN) -Wno-error $(OPT) $(CFLAGS) -fanalyzer \
+	    -fdiagnostics-plain-output -MMD -MP -MT $@ -MF $(@:.log=.d) -c -o /dev/null $< \
+	    2>$@.tmp || { cat $@.tmp; rm -f $@.tmp; exit 1; }
+	@mv $@.tmp $@
+
+$(ANALYZE_DIR)/tls/%.log: CFLAGS += $(SSL_CFLAGS)
+$(ANALYZE_DIR)/sctp/%.log: CFLAGS += $(SCTP_CFLAGS)
+$(ANALYZE_DIR)/agw/%.log: CFLAGS += $(UV_CFLAGS) $(LIB_CFLAGS) $(INIH_CFLAGS) $(SYSTEMD_CFLAGS) \
+    $(MHD_CFLAGS) -DAGW_VERSION='"$(VERSION)"' \
+    $(if $(USRSCTP_VERSION),-DAGW_USRSCTP_VERSION='"$(USRSCTP_VERSION)"')
+$(ANALYZE_DIR)/tools/%.log: CFLAGS += -DAGW_VERSION='"$(VERSION)"' $(SSL_CFLAGS)
+$(ANALYZE_DIR)/tests/%.log: CFLAGS += -Ih248 $(CHECK_CFLAGS) $(LIB_CFLAGS) $(UV_CFLAGS) $(INIH_CFLAGS)
+
+.PHONY: analyze
+analyze: $(ANALYZE_LOGS)
+	tools/analyze-filter.sh tools/analyze.supp $^
+
+-include $(wildcard $(ANALYZE_DIR)/*/*.d)
+
 # DESIGN.md §2: libraries never include each other nor uv.h; h248/ is libc only, tls/ OpenSSL +
 # libc, sctp/ usrsctp + libc. Quoted includes must name a file of the same folder.
 LIBC_HEADERS := assert.h complex.h ctype.h errno.h fenv.h float.h inttypes.h iso646.h limits.h \

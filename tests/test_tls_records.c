@@ -56,8 +56,11 @@ static void peer_keylog(const SSL *ssl, const char *line)
     const char *hex = strrchr(line, ' ') + 1;
     size_t n = strlen(hex) / 2;
     ck_assert_uint_le(n, sizeof(p->tx_secret));
-    for (size_t i = 0; i < n; i++)
-        p->tx_secret[i] = (uint8_t)(hex_value(hex[2 * i]) << 4 | hex_value(hex[2 * i + 1]));
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        ck_assert(hi >= 0 && lo >= 0);
+        p->tx_secret[i] = (uint8_t)(hi << 4 | lo);
+    }
     p->tx_secret_len = n;
 }
 
@@ -194,6 +197,7 @@ static void fill(uint8_t *b, size_t n, uint32_t seed)
 static void peer_to_session(struct fixture *f, size_t n, uint32_t seed)
 {
     uint8_t *want = malloc(n), *got = malloc(n + 1);
+    ck_assert(want != NULL && got != NULL);
     fill(want, n, seed);
     size_t sent = 0, have = 0;
     while (have < n) {
@@ -218,6 +222,7 @@ static void peer_to_session(struct fixture *f, size_t n, uint32_t seed)
 static void session_to_peer(struct fixture *f, size_t n, uint32_t seed)
 {
     uint8_t *want = malloc(n), *got = malloc(n);
+    ck_assert(want != NULL && got != NULL);
     fill(want, n, seed);
     size_t sent = 0, have = 0;
     for (int i = 0; i < 100000 && have < n; i++) {
