@@ -1,10 +1,12 @@
 /* DTLS engine: DTLS 1.2 sessions over a datagram BIO of the session's own queues, with the hold. */
 #include "dtls.h"
+#include "peer_check.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,26 +78,16 @@ struct agw_dtls_ctx {
 };
 
 struct agw_dtls_session {
+    struct agw_tls_peer_check pc; /* first: OpenSSL's callbacks find it as the app data */
     SSL *ssl;
     struct agw_dtls_ctx *ctx;
     struct agw_tls_identity *id;
-    enum agw_tls_role role;
-    enum agw_tls_state state;
-    int code; /* the failure's code once FAILED */
-    struct agw_tls_error error;
-    enum agw_tls_failure verify_failure; /* set by the verification callback */
-    bool fingerprints_known;
-    bool verified;
     bool close_sent;
-    bool peer_closed;
     uint16_t mtu;
-    size_t nfp;
-    struct agw_tls_fingerprint *fp;
-    X509 *peer; /* one reference */
 
     const uint8_t *in; /* the datagram being input, until OpenSSL reads it */
     size_t in_len;
-    uint64_t events;    /* records, writes and alerts: did a datagram do anything? */
+    uint64_t events;    /* records and writes (and pc.alerts_read): did a datagram do anything? */
     unsigned timer_us;  /* the retransmission interval running */
     uint64_t waited_us; /* expired intervals, summed over the handshake */
 
@@ -206,105 +198,16 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     }
 }
 
-/* ---- failures ---- */
+_Static_assert(offsetof(struct agw_dtls_session, pc) == 0, "the callbacks' app data is the check");
 
 static int fail(struct agw_dtls_session *s, enum agw_tls_failure reason, const char *text, int code)
 {
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    s->state = AGW_TLS_FAILED;
-    s->code = code;
-    s->error.reason = reason;
-    s->error.text = text;
-    return code;
+    return agw_tls_peer_check_fail(&s->pc, reason, text, code);
 }
 
-/* Our verdict first, then the peer's alert, then the oldest OpenSSL error, which empties the
-   thread's queue for the next session. */
 static int fail_from_openssl(struct agw_dtls_session *s)
 {
-    unsigned long e = ERR_peek_error();
-    int rc;
-    if (s->verify_failure != AGW_TLS_FAIL_NONE) {
-        rc = fail(s, s->verify_failure, agw_tls_failure_name(s->verify_failure), -EACCES);
-    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-               ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-        rc = fail(s, AGW_TLS_FAIL_NO_PEER_CERT, agw_tls_failure_name(AGW_TLS_FAIL_NO_PEER_CERT),
-                  -EACCES);
-    } else if (s->error.alert_received >= 0) {
-        rc = fail(s, AGW_TLS_FAIL_PEER_ALERT, agw_tls_alert_name(s->error.alert_received),
-                  -ECONNABORTED);
-    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_READ_TIMEOUT_EXPIRED) {
-        rc = fail(s, AGW_TLS_FAIL_PROTOCOL, "handshake timeout", -EPROTO);
-    } else if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE) {
-        rc = fail(s, AGW_TLS_FAIL_INTERNAL, "out of memory", -ENOMEM);
-    } else {
-        const char *text = e != 0 ? ERR_reason_error_string(e) : NULL;
-        rc = fail(s, AGW_TLS_FAIL_PROTOCOL, text != NULL ? text : "protocol error", -EPROTO);
-    }
-    ERR_clear_error();
-    return rc;
-}
-
-/* ---- callbacks ---- */
-
-/* Replaces X509_verify_cert: no PKI, the end-entity certificate's fingerprint decides. A refusal
-   sets CERT_REJECTED, which OpenSSL sends as bad_certificate (42). */
-static int verify_peer(X509_STORE_CTX *xs, void *arg)
-{
-    (void)arg;
-    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-    struct agw_dtls_session *s = SSL_get_app_data(ssl);
-    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
-    if (s == NULL || leaf == NULL) {
-        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
-        return 0;
-    }
-    if (s->peer == NULL && X509_up_ref(leaf) == 1)
-        s->peer = leaf;
-    if (!s->fingerprints_known) {
-        /* A client only (a server holds at the ClientHello): suspended until driven again. */
-        if (SSL_set_retry_verify(ssl) > 0)
-            return 1;
-        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
-        return 0;
-    }
-    int rc = agw_tls_fingerprint_verify(leaf, s->fp, s->nfp);
-    if (rc == 0) {
-        s->verified = true;
-        return 1;
-    }
-    s->verify_failure = rc == -EACCES    ? AGW_TLS_FAIL_FINGERPRINT_MISMATCH
-                        : rc == -ENOTSUP ? AGW_TLS_FAIL_NO_SUPPORTED_FINGERPRINT
-                                         : AGW_TLS_FAIL_INTERNAL;
-    X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
-    return 0;
-}
-
-/* Runs on a server after the ClientHello: a negative return suspends the handshake. */
-static int hold_for_fingerprints(SSL *ssl, void *arg)
-{
-    (void)arg;
-    const struct agw_dtls_session *s = SSL_get_app_data(ssl);
-    return s != NULL && s->role == AGW_TLS_SERVER && !s->fingerprints_known ? -1 : 1;
-}
-
-static void on_info(const SSL *ssl, int where, int ret)
-{
-    struct agw_dtls_session *s = SSL_get_app_data(ssl);
-    if ((where & SSL_CB_ALERT) == 0 || s == NULL)
-        return;
-    int level = (ret >> 8) & 0xff;
-    int desc = ret & 0xff;
-    if (where & SSL_CB_READ) {
-        s->events++;
-        if (desc == SSL_AD_CLOSE_NOTIFY)
-            s->peer_closed = true;
-        else if (level == SSL3_AL_FATAL)
-            s->error.alert_received = desc;
-    } else if (level == SSL3_AL_FATAL) {
-        s->error.alert_sent = desc;
-    }
+    return agw_tls_peer_check_fail_from_openssl(&s->pc, false);
 }
 
 /* OpenSSL asks for the first interval (previous_us 0) and for the next one at each expiry. */
@@ -361,11 +264,7 @@ static int configure(SSL_CTX *c, const struct agw_tls_ctx_config *cfg, char *err
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_security_level(c, SECURITY_LEVEL);
     SSL_CTX_set_max_cert_list(c, CERT_LIST_MAX);
-    /* FAIL_IF_NO_PEER_CERT applies to a server only. */
-    SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_cert_verify_callback(c, verify_peer, NULL);
-    SSL_CTX_set_cert_cb(c, hold_for_fingerprints, NULL);
-    SSL_CTX_set_info_callback(c, on_info);
+    agw_tls_peer_check_install(c);
     return 0;
 }
 
@@ -451,7 +350,7 @@ static int take_records(struct agw_dtls_session *s)
         case SSL_ERROR_WANT_READ:
             return 0;
         case SSL_ERROR_ZERO_RETURN:
-            s->peer_closed = true;
+            s->pc.peer_closed = true;
             return 0;
         default:
             return fail_from_openssl(s);
@@ -463,46 +362,35 @@ static int take_records(struct agw_dtls_session *s)
 static int advance(struct agw_dtls_session *s)
 {
     ERR_clear_error();
-    if (s->state != AGW_TLS_VERIFIED) {
+    if (s->pc.state != AGW_TLS_VERIFIED) {
         int r = SSL_do_handshake(s->ssl);
         if (r != 1) {
-            switch (SSL_get_error(s->ssl, r)) {
-            case SSL_ERROR_WANT_READ:
-                s->state = AGW_TLS_HANDSHAKING;
-                if (s->waited_us >= HANDSHAKE_BUDGET_US)
-                    return fail(s, AGW_TLS_FAIL_PROTOCOL, "handshake timeout", -EPROTO);
-                return 0;
-            case SSL_ERROR_WANT_X509_LOOKUP:  /* server: hold_for_fingerprints */
-            case SSL_ERROR_WANT_RETRY_VERIFY: /* client: verify_peer */
-                s->state = AGW_TLS_HELD;
-                return 0;
-            default:
-                return fail_from_openssl(s);
-            }
+            int rc = agw_tls_peer_check_handshake_wait(&s->pc, s->ssl, r, false);
+            if (rc != -EAGAIN)
+                return rc;
+            if (s->pc.state == AGW_TLS_HANDSHAKING && s->waited_us >= HANDSHAKE_BUDGET_US)
+                return fail(s, AGW_TLS_FAIL_PROTOCOL, "handshake timeout", -EPROTO);
+            return 0;
         }
-        /* The gate: whatever OpenSSL negotiated, data flows only after a fingerprint match. */
-        if (!s->verified)
-            return fail(s, AGW_TLS_FAIL_NO_PEER_CERT,
-                        agw_tls_failure_name(AGW_TLS_FAIL_NO_PEER_CERT), -EACCES);
-        s->state = AGW_TLS_VERIFIED;
+        int rc = agw_tls_peer_check_handshake_done(&s->pc);
+        if (rc < 0)
+            return rc;
         SSL_set_mtu(s->ssl, s->mtu);
-        free(s->fp);
-        s->fp = NULL;
-        s->nfp = 0;
     }
     return take_records(s);
 }
 
 static void process(struct agw_dtls_session *s, const uint8_t *d, size_t len)
 {
-    bool was_verified = s->state == AGW_TLS_VERIFIED;
-    uint64_t events = s->events;
+    bool was_verified = s->pc.state == AGW_TLS_VERIFIED;
+    uint64_t events = s->events + s->pc.alerts_read;
     s->in = d;
     s->in_len = len;
     advance(s);
     bool unread = s->in != NULL; /* after the peer's close_notify OpenSSL reads no more */
     s->in = NULL;
-    if (unread || (was_verified && s->state == AGW_TLS_VERIFIED && s->events == events))
+    if (unread || (was_verified && s->pc.state == AGW_TLS_VERIFIED &&
+                   s->events + s->pc.alerts_read == events))
         s->stats.datagrams_dropped++;
 }
 
@@ -519,11 +407,8 @@ int agw_dtls_session_new(struct agw_dtls_ctx *ctx, struct agw_tls_identity *id,
     struct agw_dtls_session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
-    s->role = role;
-    s->state = AGW_TLS_HANDSHAKING;
+    agw_tls_peer_check_init(&s->pc, role);
     s->mtu = mtu;
-    s->error.alert_sent = -1;
-    s->error.alert_received = -1;
     s->out = (struct queue){.max_bytes = 256 * 1024, .max_count = 64};
     s->rx = (struct queue){.max_bytes = 64 * 1024, .max_count = 64};
     s->held = (struct queue){.max_bytes = 16 * 1024, .max_count = 8};
@@ -572,8 +457,7 @@ void agw_dtls_session_free(struct agw_dtls_session *s)
     if (s == NULL)
         return;
     SSL_free(s->ssl);
-    X509_free(s->peer);
-    free(s->fp);
+    agw_tls_peer_check_fini(&s->pc);
     free(s->out.buf);
     free(s->rx.buf);
     free(s->held.buf);
@@ -585,31 +469,18 @@ void agw_dtls_session_free(struct agw_dtls_session *s)
 int agw_dtls_session_set_fingerprints(struct agw_dtls_session *s,
                                       const struct agw_tls_fingerprint *list, size_t n)
 {
-    if (s == NULL || (list == NULL && n > 0))
+    if (s == NULL)
         return -EINVAL;
-    if (n > AGW_TLS_FINGERPRINTS_MAX)
-        return -E2BIG;
-    if (s->verified || s->state == AGW_TLS_FAILED)
-        return -EALREADY;
-    struct agw_tls_fingerprint *copy = NULL;
-    if (n > 0) {
-        copy = malloc(n * sizeof(*copy));
-        if (copy == NULL)
-            return -ENOMEM;
-        memcpy(copy, list, n * sizeof(*copy));
-    }
-    free(s->fp);
-    s->fp = copy;
-    s->nfp = n;
-    s->fingerprints_known = true;
-    if (s->state != AGW_TLS_HELD)
-        return 0;
+    bool held = s->pc.state == AGW_TLS_HELD;
+    int rc = agw_tls_peer_check_set_fingerprints(&s->pc, list, n);
+    if (rc < 0 || !held)
+        return rc;
     /* Resume, then give OpenSSL what came meanwhile. A failure shows in the state. */
     advance(s);
     const uint8_t *d;
     size_t len;
     while (queue_pop(&s->held, &d, &len)) {
-        if (s->state != AGW_TLS_FAILED)
+        if (s->pc.state != AGW_TLS_FAILED)
             process(s, d, len);
     }
     return 0;
@@ -619,8 +490,8 @@ int agw_dtls_session_input(struct agw_dtls_session *s, const void *datagram, siz
 {
     if (s == NULL || (datagram == NULL && len > 0))
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
     if (len > DATAGRAM_MAX)
         return -EMSGSIZE;
     const uint8_t *d = datagram;
@@ -631,13 +502,13 @@ int agw_dtls_session_input(struct agw_dtls_session *s, const void *datagram, siz
         s->stats.datagrams_dropped++;
         return 0;
     }
-    if (s->state == AGW_TLS_HELD) {
+    if (s->pc.state == AGW_TLS_HELD) {
         if (queue_push(&s->held, d, len) < 0)
             s->stats.datagrams_dropped++; /* the peer sends its flight again */
         return 0;
     }
     process(s, d, len);
-    return s->state == AGW_TLS_FAILED ? s->code : 0;
+    return s->pc.state == AGW_TLS_FAILED ? s->pc.code : 0;
 }
 
 int agw_dtls_session_read(struct agw_dtls_session *s, void *buf, size_t cap, size_t *got)
@@ -658,20 +529,20 @@ int agw_dtls_session_read(struct agw_dtls_session *s, void *buf, size_t cap, siz
         s->stats.plain_in += n;
         return 0;
     }
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    return s->peer_closed ? -EPIPE : -EAGAIN;
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    return s->pc.peer_closed ? -EPIPE : -EAGAIN;
 }
 
 int agw_dtls_session_write(struct agw_dtls_session *s, const void *data, size_t len)
 {
     if (s == NULL || (data == NULL && len > 0))
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    if (s->close_sent || s->peer_closed)
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    if (s->close_sent || s->pc.peer_closed)
         return -EPIPE;
-    if (s->state != AGW_TLS_VERIFIED)
+    if (s->pc.state != AGW_TLS_VERIFIED)
         return -EAGAIN;
     if (len > agw_dtls_session_max_payload(s))
         return -EMSGSIZE;
@@ -688,7 +559,7 @@ int agw_dtls_session_write(struct agw_dtls_session *s, const void *data, size_t 
 
 size_t agw_dtls_session_max_payload(const struct agw_dtls_session *s)
 {
-    size_t n = s->state == AGW_TLS_VERIFIED ? DTLS_get_data_mtu(s->ssl) : 0;
+    size_t n = s->pc.state == AGW_TLS_VERIFIED ? DTLS_get_data_mtu(s->ssl) : 0;
     if (n == 0)
         n = s->mtu - AGW_DTLS_RECORD_OVERHEAD;
     return n < RECORD_MAX ? n : RECORD_MAX;
@@ -706,7 +577,7 @@ int agw_dtls_session_pending_output(struct agw_dtls_session *s, const uint8_t **
 int agw_dtls_session_timeout_ms(const struct agw_dtls_session *s)
 {
     struct timeval tv;
-    if (s->state == AGW_TLS_HELD || s->state == AGW_TLS_FAILED ||
+    if (s->pc.state == AGW_TLS_HELD || s->pc.state == AGW_TLS_FAILED ||
         DTLSv1_get_timeout(s->ssl, &tv) != 1)
         return -1;
     long long ms = (long long)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000; /* never early */
@@ -715,12 +586,12 @@ int agw_dtls_session_timeout_ms(const struct agw_dtls_session *s)
 
 int agw_dtls_session_handle_timeout(struct agw_dtls_session *s)
 {
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    if (s->state == AGW_TLS_HELD)
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    if (s->pc.state == AGW_TLS_HELD)
         return 0;
     /* Give up before sending a flight that would outlive the budget. */
-    if (s->state == AGW_TLS_HANDSHAKING && agw_dtls_session_timeout_ms(s) == 0 &&
+    if (s->pc.state == AGW_TLS_HANDSHAKING && agw_dtls_session_timeout_ms(s) == 0 &&
         s->waited_us + s->timer_us >= HANDSHAKE_BUDGET_US)
         return fail(s, AGW_TLS_FAIL_PROTOCOL, "handshake timeout", -EPROTO);
     ERR_clear_error();
@@ -731,9 +602,9 @@ int agw_dtls_session_handle_timeout(struct agw_dtls_session *s)
 
 int agw_dtls_session_close(struct agw_dtls_session *s)
 {
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    if (s->state != AGW_TLS_VERIFIED)
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    if (s->pc.state != AGW_TLS_VERIFIED)
         return -ENOTCONN;
     if (s->close_sent)
         return 0;
@@ -747,22 +618,22 @@ int agw_dtls_session_close(struct agw_dtls_session *s)
 
 enum agw_tls_state agw_dtls_session_state(const struct agw_dtls_session *s)
 {
-    return s->state;
+    return s->pc.state;
 }
 
 bool agw_dtls_session_peer_closed(const struct agw_dtls_session *s)
 {
-    return s->peer_closed;
+    return s->pc.peer_closed;
 }
 
 const struct agw_tls_error *agw_dtls_session_error(const struct agw_dtls_session *s)
 {
-    return s->state == AGW_TLS_FAILED ? &s->error : NULL;
+    return s->pc.state == AGW_TLS_FAILED ? &s->pc.error : NULL;
 }
 
 X509 *agw_dtls_session_peer_cert(const struct agw_dtls_session *s)
 {
-    return s->peer;
+    return s->pc.cert;
 }
 
 void agw_dtls_session_stats(const struct agw_dtls_session *s, struct agw_dtls_stats *out)

@@ -96,7 +96,8 @@ enum agw_tls_state agw_dtls_session_state(const struct agw_dtls_session *s);
 bool agw_dtls_session_peer_closed(const struct agw_dtls_session *s);
 /* Borrowed from s; NULL unless FAILED. */
 const struct agw_tls_error *agw_dtls_session_error(const struct agw_dtls_session *s);
-/* Borrowed from s; NULL until the peer sent its certificate. */
+/* The peer's certificate, borrowed from s, from the moment it arrives until the session is
+   VERIFIED (then released); kept when it was refused, for the log. NULL otherwise. */
 X509 *agw_dtls_session_peer_cert(const struct agw_dtls_session *s);
 
 struct agw_dtls_stats {

@@ -1,8 +1,10 @@
 /* TLS sessions: one SSL object over the session's own buffers, the fingerprint hold and check. */
 #include "session.h"
+#include "peer_check.h"
 #include "session_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,23 +85,13 @@ struct out_chunk {
 };
 
 struct agw_tls_session {
+    struct agw_tls_peer_check pc; /* first: OpenSSL's callbacks find it as the app data */
     SSL *ssl;
     struct agw_tls_ctx *ctx;
     struct agw_tls_identity *id;
-    enum agw_tls_role role;
-    enum agw_tls_state state;
-    int code; /* the failure's code once FAILED */
-    struct agw_tls_error error;
-    enum agw_tls_failure verify_failure; /* set by the verification callback */
-    bool fingerprints_known;
-    bool verified;
     bool close_sent;
-    bool peer_closed;
     bool input_eof;
     bool output_failed; /* the BIO could not allocate: OpenSSL saw a write error */
-    size_t nfp;
-    struct agw_tls_fingerprint *fp;
-    X509 *peer; /* one reference */
 
     unsigned char *in; /* fed ciphertext, [in_start, in_end) not yet read by OpenSSL */
     size_t in_start;
@@ -125,6 +117,8 @@ struct agw_tls_session {
     size_t secret_len;
     uint8_t client_secret[AGW_TLS13_SECRET_MAX], server_secret[AGW_TLS13_SECRET_MAX];
 };
+
+_Static_assert(offsetof(struct agw_tls_session, pc) == 0, "the callbacks' app data is the check");
 
 static bool on_records(const struct agw_tls_session *s)
 {
@@ -330,115 +324,17 @@ BIO_METHOD *agw_tls_session_bio_method_new(void)
     return m;
 }
 
-/* ---- failure ---- */
-
 static int fail(struct agw_tls_session *s, enum agw_tls_failure reason, const char *text, int code)
 {
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    s->state = AGW_TLS_FAILED;
-    s->code = code;
-    s->error.reason = reason;
-    s->error.text = text;
-    return code;
+    return agw_tls_peer_check_fail(&s->pc, reason, text, code);
 }
 
-/* Classifies the failure of an SSL call: our own verdict first, then the peer's alert, then the
-   oldest entry of the thread's error queue, which it empties for the next session. */
 static int fail_from_openssl(struct agw_tls_session *s)
 {
-    unsigned long e = ERR_peek_error();
-    int rc;
-    if (s->verify_failure != AGW_TLS_FAIL_NONE) {
-        rc = fail(s, s->verify_failure, agw_tls_failure_name(s->verify_failure), -EACCES);
-    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-               ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-        rc = fail(s, AGW_TLS_FAIL_NO_PEER_CERT, agw_tls_failure_name(AGW_TLS_FAIL_NO_PEER_CERT),
-                  -EACCES);
-    } else if (s->error.alert_received >= 0) {
-        rc = fail(s, AGW_TLS_FAIL_PEER_ALERT, agw_tls_alert_name(s->error.alert_received),
-                  -ECONNABORTED);
-    } else if (s->output_failed) {
-        rc = fail(s, AGW_TLS_FAIL_INTERNAL, "out of memory", -ENOMEM);
-    } else if (s->peer_closed) {
-        rc = fail(s, AGW_TLS_FAIL_PROTOCOL, "close_notify during the handshake", -EPROTO);
-    } else {
-        const char *text = e != 0 ? ERR_reason_error_string(e) : NULL;
-        rc = fail(s, AGW_TLS_FAIL_PROTOCOL, text != NULL ? text : "protocol error", -EPROTO);
-    }
-    ERR_clear_error();
-    return rc;
+    return agw_tls_peer_check_fail_from_openssl(&s->pc, s->output_failed);
 }
 
 /* ---- callbacks ---- */
-
-/* Replaces X509_verify_cert: any chain is acceptable, the end-entity certificate's fingerprint
-   decides. A refusal sets CERT_REJECTED, which OpenSSL sends as a bad_certificate alert. */
-static int verify_peer(X509_STORE_CTX *xs, void *arg)
-{
-    (void)arg;
-    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-    struct agw_tls_session *s = SSL_get_app_data(ssl);
-    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
-    if (s == NULL || leaf == NULL) {
-        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
-        return 0;
-    }
-    if (s->peer == NULL && X509_up_ref(leaf) == 1)
-        s->peer = leaf;
-    if (!s->fingerprints_known) {
-        /* Only a client gets here unknowing (a server waits at the ClientHello). Returning 1
-           after SSL_set_retry_verify suspends the handshake; OpenSSL calls again on resume. */
-        if (SSL_set_retry_verify(ssl) > 0)
-            return 1;
-        X509_STORE_CTX_set_error(xs, X509_V_ERR_UNSPECIFIED);
-        return 0;
-    }
-    int rc = agw_tls_fingerprint_verify(leaf, s->fp, s->nfp);
-    if (rc == 0) {
-        s->verified = true;
-        return 1;
-    }
-    if (rc == -EACCES)
-        s->verify_failure = AGW_TLS_FAIL_FINGERPRINT_MISMATCH;
-    else if (rc == -ENOTSUP)
-        s->verify_failure = AGW_TLS_FAIL_NO_SUPPORTED_FINGERPRINT;
-    else
-        s->verify_failure = AGW_TLS_FAIL_INTERNAL;
-    X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
-    return 0;
-}
-
-/* Runs on a server after the ClientHello (and on a client asked for its certificate): a negative
-   return suspends the handshake until it is driven again. */
-static int hold_for_fingerprints(SSL *ssl, void *arg)
-{
-    (void)arg;
-    const struct agw_tls_session *s = SSL_get_app_data(ssl);
-    if (s != NULL && s->role == AGW_TLS_SERVER && !s->fingerprints_known)
-        return -1;
-    return 1;
-}
-
-/* The only place OpenSSL tells which alert went out or came in. */
-static void on_info(const SSL *ssl, int where, int ret)
-{
-    if ((where & SSL_CB_ALERT) == 0)
-        return;
-    struct agw_tls_session *s = SSL_get_app_data(ssl);
-    if (s == NULL)
-        return;
-    int level = (ret >> 8) & 0xff;
-    int desc = ret & 0xff;
-    if (where & SSL_CB_READ) {
-        if (desc == SSL_AD_CLOSE_NOTIFY)
-            s->peer_closed = true;
-        else if (level == SSL3_AL_FATAL)
-            s->error.alert_received = desc;
-    } else if (level == SSL3_AL_FATAL) {
-        s->error.alert_sent = desc;
-    }
-}
 
 static int hex_value(char c)
 {
@@ -487,12 +383,7 @@ static void on_keylog(const SSL *ssl, const char *line)
 void agw_tls_session_install_hooks(SSL_CTX *ssl_ctx)
 {
     SSL_CTX_set_keylog_callback(ssl_ctx, on_keylog);
-    /* FAIL_IF_NO_PEER_CERT applies to a server only; fail_from_openssl turns its error into
-       the distinct "no peer certificate" failure. */
-    SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-    SSL_CTX_set_cert_verify_callback(ssl_ctx, verify_peer, NULL);
-    SSL_CTX_set_cert_cb(ssl_ctx, hold_for_fingerprints, NULL);
-    SSL_CTX_set_info_callback(ssl_ctx, on_info);
+    agw_tls_peer_check_install(ssl_ctx);
 }
 
 /* ---- TLS 1.3 records after the handshake ---- */
@@ -510,7 +401,7 @@ static int leave_openssl(struct agw_tls_session *s)
         agw_tls13_suite_find(&s->ctx->tls13, SSL_CIPHER_get_protocol_id(cipher));
     if (suite == NULL || s->secret_len != suite->secret_len)
         return 0;
-    bool server = s->role == AGW_TLS_SERVER;
+    bool server = s->pc.role == AGW_TLS_SERVER;
     const uint8_t *rx = server ? s->client_secret : s->server_secret;
     const uint8_t *tx = server ? s->server_secret : s->client_secret;
     int rc = agw_tls13_dir_init(&s->rx, suite, rx, s->secret_len);
@@ -547,11 +438,11 @@ static int seal_into_output(struct agw_tls_session *s, uint8_t type, const void 
 /* Sends a fatal alert (best effort: the session fails whether or not it went out). */
 static int records_fail(struct agw_tls_session *s, int alert, const char *text)
 {
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
     const uint8_t msg[2] = {2, (uint8_t)alert};
     if (!s->close_sent && seal_into_output(s, AGW_TLS13_ALERT, msg, sizeof(msg)) == 0)
-        s->error.alert_sent = alert;
+        s->pc.error.alert_sent = alert;
     return fail(s, AGW_TLS_FAIL_PROTOCOL, text, -EPROTO);
 }
 
@@ -595,7 +486,7 @@ static int post_handshake(struct agw_tls_session *s, const uint8_t *data, size_t
             return records_fail(s, ALERT_DECODE_ERROR, "post-handshake message too large");
         if (len - off - 4 < body)
             break;
-        if (m[0] == HS_NEW_SESSION_TICKET && s->role == AGW_TLS_CLIENT) {
+        if (m[0] == HS_NEW_SESSION_TICKET && s->pc.role == AGW_TLS_CLIENT) {
             /* ignored: every session makes a full handshake (fingerprint check) */
         } else if (m[0] == HS_KEY_UPDATE) {
             if (body != 1)
@@ -640,9 +531,9 @@ static int records_control(struct agw_tls_session *s, uint8_t type, const uint8_
         if (len != 2)
             return records_fail(s, ALERT_DECODE_ERROR, "malformed alert");
         if (content[1] == ALERT_CLOSE_NOTIFY) {
-            s->peer_closed = true;
+            s->pc.peer_closed = true;
         } else if (content[1] != ALERT_USER_CANCELED) { /* every other alert is fatal (§6) */
-            s->error.alert_received = content[1];
+            s->pc.error.alert_received = content[1];
             return fail(s, AGW_TLS_FAIL_PEER_ALERT, agw_tls_alert_name(content[1]), -ECONNABORTED);
         }
         return 0;
@@ -666,7 +557,7 @@ static int records_read(struct agw_tls_session *s, uint8_t *plain, size_t cap, s
 {
     size_t total = 0;
     bool need_input = false;
-    while (total < cap && !s->peer_closed && s->state != AGW_TLS_FAILED) {
+    while (total < cap && !s->pc.peer_closed && s->pc.state != AGW_TLS_FAILED) {
         if (s->plain_head > 0) {
             size_t n = s->plain_head < cap - total ? s->plain_head : cap - total;
             memcpy(plain + total, s->in + s->in_start, n);
@@ -736,13 +627,13 @@ static int records_read(struct agw_tls_session *s, uint8_t *plain, size_t cap, s
     }
     input_release_if_empty(s);
     /* End of file with no whole record left: the peer's close_notify never came. */
-    if (need_input && s->input_eof && s->state != AGW_TLS_FAILED)
+    if (need_input && s->input_eof && s->pc.state != AGW_TLS_FAILED)
         fail(s, AGW_TLS_FAIL_PROTOCOL, "unexpected eof while reading", -EPROTO);
     *got = total;
     s->stats.plain_in += total;
-    if (total > 0 || s->peer_closed)
+    if (total > 0 || s->pc.peer_closed)
         return 0;
-    return s->state == AGW_TLS_FAILED ? s->code : -EAGAIN;
+    return s->pc.state == AGW_TLS_FAILED ? s->pc.code : -EAGAIN;
 }
 
 static int records_write(struct agw_tls_session *s, const uint8_t *plain, size_t len)
@@ -777,10 +668,7 @@ int agw_tls_session_new(struct agw_tls_ctx *ctx, struct agw_tls_identity *id,
     struct agw_tls_session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
-    s->role = role;
-    s->state = AGW_TLS_HANDSHAKING;
-    s->error.alert_sent = -1;
-    s->error.alert_received = -1;
+    agw_tls_peer_check_init(&s->pc, role);
     s->ctx = agw_tls_ctx_ref(ctx);
     s->id = agw_tls_identity_ref(id);
 
@@ -816,8 +704,7 @@ void agw_tls_session_free(struct agw_tls_session *s)
     if (s == NULL)
         return;
     SSL_free(s->ssl);
-    X509_free(s->peer);
-    free(s->fp);
+    agw_tls_peer_check_fini(&s->pc);
     free(s->in);
     free(s->hs);
     agw_tls13_dir_clear(&s->rx);
@@ -836,67 +723,27 @@ void agw_tls_session_free(struct agw_tls_session *s)
 int agw_tls_session_set_fingerprints(struct agw_tls_session *s,
                                      const struct agw_tls_fingerprint *list, size_t n)
 {
-    if (s == NULL || (list == NULL && n > 0))
+    if (s == NULL)
         return -EINVAL;
-    if (n > AGW_TLS_FINGERPRINTS_MAX)
-        return -E2BIG;
-    if (s->verified || s->state == AGW_TLS_FAILED)
-        return -EALREADY;
-    struct agw_tls_fingerprint *copy = NULL;
-    if (n > 0) {
-        copy = malloc(n * sizeof(*copy));
-        if (copy == NULL)
-            return -ENOMEM;
-        memcpy(copy, list, n * sizeof(*copy));
-    }
-    free(s->fp);
-    s->fp = copy;
-    s->nfp = n;
-    s->fingerprints_known = true;
-    if (s->state == AGW_TLS_HELD)
-        s->state = AGW_TLS_HANDSHAKING;
-    return 0;
+    return agw_tls_peer_check_set_fingerprints(&s->pc, list, n);
 }
 
 int agw_tls_session_handshake(struct agw_tls_session *s)
 {
     if (s == NULL)
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    if (s->state == AGW_TLS_VERIFIED)
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    if (s->pc.state == AGW_TLS_VERIFIED)
         return 0;
     ERR_clear_error();
     int r = SSL_do_handshake(s->ssl);
-    if (r == 1) {
-        /* The gate: whatever OpenSSL negotiated, data flows only after a fingerprint match. */
-        if (!s->verified)
-            return fail(s, AGW_TLS_FAIL_NO_PEER_CERT,
-                        agw_tls_failure_name(AGW_TLS_FAIL_NO_PEER_CERT), -EACCES);
-        s->state = AGW_TLS_VERIFIED;
-        /* The fingerprints and the certificate made the verdict, which is given: an idle
-           session keeps as little as possible. */
-        free(s->fp);
-        s->fp = NULL;
-        s->nfp = 0;
-        X509_free(s->peer);
-        s->peer = NULL;
-        int rc = leave_openssl(s);
-        if (rc < 0)
-            return fail(s, AGW_TLS_FAIL_INTERNAL, "cannot key the TLS 1.3 records", rc);
-        return 0;
-    }
-    switch (SSL_get_error(s->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        s->state = AGW_TLS_HANDSHAKING;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_X509_LOOKUP:  /* server: hold_for_fingerprints */
-    case SSL_ERROR_WANT_RETRY_VERIFY: /* client: verify_peer */
-        s->state = AGW_TLS_HELD;
-        return -EAGAIN;
-    default:
-        return fail_from_openssl(s);
-    }
+    if (r != 1)
+        return agw_tls_peer_check_handshake_wait(&s->pc, s->ssl, r, s->output_failed);
+    int rc = agw_tls_peer_check_handshake_done(&s->pc);
+    if (rc == 0 && (rc = leave_openssl(s)) < 0)
+        return fail(s, AGW_TLS_FAIL_INTERNAL, "cannot key the TLS 1.3 records", rc);
+    return rc;
 }
 
 int agw_tls_session_feed(struct agw_tls_session *s, const void *ciphertext, size_t len,
@@ -906,8 +753,8 @@ int agw_tls_session_feed(struct agw_tls_session *s, const void *ciphertext, size
         *consumed = 0;
     if (s == NULL || consumed == NULL || (ciphertext == NULL && len > 0))
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
     if (s->input_eof)
         return -EPIPE;
     if (len == 0)
@@ -934,8 +781,8 @@ int agw_tls_session_input_space(struct agw_tls_session *s, void **buf, size_t *c
         *cap = 0;
     if (s == NULL || buf == NULL || cap == NULL)
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
     if (s->input_eof)
         return -EPIPE;
     size_t pending = s->in_end - s->in_start;
@@ -985,9 +832,9 @@ int agw_tls_session_read(struct agw_tls_session *s, void *plain, size_t cap, siz
         *got = 0;
     if (s == NULL || plain == NULL || cap == 0 || got == NULL)
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    if (s->state != AGW_TLS_VERIFIED)
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    if (s->pc.state != AGW_TLS_VERIFIED)
         return -EAGAIN;
     if (on_records(s))
         return records_read(s, plain, cap, got);
@@ -997,7 +844,7 @@ int agw_tls_session_read(struct agw_tls_session *s, void *plain, size_t cap, siz
     /* Once per call, not per record: it costs as much as a record's bookkeeping, and OpenSSL
        leaves the queue empty on success. */
     ERR_clear_error();
-    while (total < cap && !s->peer_closed) {
+    while (total < cap && !s->pc.peer_closed) {
         size_t n = 0;
         if (SSL_read_ex(s->ssl, p + total, cap - total, &n) == 1) {
             total += n;
@@ -1005,14 +852,14 @@ int agw_tls_session_read(struct agw_tls_session *s, void *plain, size_t cap, siz
         }
         int e = SSL_get_error(s->ssl, 0);
         if (e == SSL_ERROR_ZERO_RETURN)
-            s->peer_closed = true;
+            s->pc.peer_closed = true;
         else if (e != SSL_ERROR_WANT_READ)
             rc = fail_from_openssl(s);
         break;
     }
     *got = total;
     s->stats.plain_in += total;
-    if (total > 0 || s->peer_closed)
+    if (total > 0 || s->pc.peer_closed)
         return 0;
     return rc;
 }
@@ -1023,11 +870,11 @@ int agw_tls_session_write(struct agw_tls_session *s, const void *plain, size_t l
         *taken = 0;
     if (s == NULL || taken == NULL || (plain == NULL && len > 0))
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
     if (s->close_sent)
         return -EPIPE;
-    if (s->state != AGW_TLS_VERIFIED || s->out_size >= s->ctx->output_max)
+    if (s->pc.state != AGW_TLS_VERIFIED || s->out_size >= s->ctx->output_max)
         return -EAGAIN;
     if (len == 0)
         return 0;
@@ -1092,9 +939,9 @@ int agw_tls_session_close(struct agw_tls_session *s)
 {
     if (s == NULL)
         return -EINVAL;
-    if (s->state == AGW_TLS_FAILED)
-        return s->code;
-    if (s->state != AGW_TLS_VERIFIED)
+    if (s->pc.state == AGW_TLS_FAILED)
+        return s->pc.code;
+    if (s->pc.state != AGW_TLS_VERIFIED)
         return -ENOTCONN;
     if (s->close_sent)
         return 0;
@@ -1116,22 +963,22 @@ int agw_tls_session_close(struct agw_tls_session *s)
 
 enum agw_tls_state agw_tls_session_state(const struct agw_tls_session *s)
 {
-    return s->state;
+    return s->pc.state;
 }
 
 bool agw_tls_session_peer_closed(const struct agw_tls_session *s)
 {
-    return s->peer_closed;
+    return s->pc.peer_closed;
 }
 
 const struct agw_tls_error *agw_tls_session_error(const struct agw_tls_session *s)
 {
-    return s->state == AGW_TLS_FAILED ? &s->error : NULL;
+    return s->pc.state == AGW_TLS_FAILED ? &s->pc.error : NULL;
 }
 
 X509 *agw_tls_session_peer_cert(const struct agw_tls_session *s)
 {
-    return s->peer;
+    return s->pc.cert;
 }
 
 void agw_tls_session_stats(const struct agw_tls_session *s, struct agw_tls_stats *out)
