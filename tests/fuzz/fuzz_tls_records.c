@@ -188,14 +188,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 len = r.left;
             long n = agw_tls13_seal(&dir, type, r.p, len, rec);
             CHECK(n > 0);
-            if (type == AGW_TLS13_APPLICATION_DATA && expected_len + len <= PLAIN_MAX) {
-                memcpy(expected + expected_len, r.p, len);
-                expected_len += len;
-            } else if (type == AGW_TLS13_APPLICATION_DATA) {
+            /* What the session must see (RFC 8446 §5.4): the last non-zero byte of content and
+               type is the real type, the bytes before it the content; zeros after it padding. */
+            size_t inner = type != 0 ? len + 1 : len;
+            while (inner > 0 && (inner > len ? type : r.p[inner - 1]) == 0)
+                inner--;
+            uint8_t real_type = inner == 0 ? 0 : inner > len ? type : r.p[inner - 1];
+            size_t real_len = inner == 0 ? 0 : inner - 1;
+            if (real_type == AGW_TLS13_APPLICATION_DATA && expected_len + real_len <= PLAIN_MAX) {
+                memcpy(expected + expected_len, r.p, real_len);
+                expected_len += real_len;
+            } else if (real_type == AGW_TLS13_APPLICATION_DATA) {
                 stream_clean = false;
             }
             /* The peer's key changes after its KeyUpdate, as the session's will. */
-            if (type == AGW_TLS13_HANDSHAKE && len == 5 && r.p[0] == 24 && r.p[3] == 1 &&
+            if (real_type == AGW_TLS13_HANDSHAKE && real_len == 5 && r.p[0] == 24 && r.p[3] == 1 &&
                 r.p[4] <= 1)
                 CHECK(agw_tls13_dir_update(&dir) == 0);
             r.p += len;
