@@ -1051,6 +1051,7 @@ START_TEST(rechunk_tid_generator_and_nospc)
     struct pieces p;
     ck_assert_int_eq(rechunk_all(frame, len, 16384, counter_tid, &next, &p), 0);
     check_pieces(frame, len, &p, 1, 50000);
+    ck_assert_uint_ge(p.n, 4);
     ck_assert_mem_eq(p.data[0], "MSRP gw00000007 SEND\r\n", 22);
     ck_assert_mem_eq(p.data[3], "MSRP gw00000010 SEND\r\n", 22);
     pieces_free(&p);

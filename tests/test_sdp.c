@@ -726,7 +726,9 @@ START_TEST(dcmap_and_dcsa)
     ck_assert(d->has_max_retr && !d->has_max_time);
     ck_assert_uint_eq(d->max_retr, 3);
 
-    d = &(a = sdp_attr_find(a->next, SDP_ATTR_DCMAP))->u.dcmap;
+    a = sdp_attr_find(a->next, SDP_ATTR_DCMAP);
+    ck_assert_ptr_nonnull(a);
+    d = &a->u.dcmap;
     ck_assert_uint_eq(d->stream_id, 6);
     ck_assert(d->has_max_time && !d->has_max_retr);
     ck_assert_uint_eq(d->max_time, 1000);
