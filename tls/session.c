@@ -183,24 +183,33 @@ static int input_append(struct agw_tls_session *s, const unsigned char *data, si
     return 0;
 }
 
+/* A new empty chunk of cap bytes at the end of the output; NULL when out of memory. */
+static struct out_chunk *output_chunk_add(struct agw_tls_session *s, size_t cap)
+{
+    struct out_chunk *t = malloc(sizeof(*t) + cap);
+    if (t == NULL)
+        return NULL;
+    t->next = NULL;
+    t->start = 0;
+    t->end = 0;
+    t->cap = cap;
+    if (s->out_tail != NULL)
+        s->out_tail->next = t;
+    else
+        s->out_head = t;
+    s->out_tail = t;
+    return t;
+}
+
 static int output_append(struct agw_tls_session *s, const unsigned char *data, size_t len)
 {
     while (len > 0) {
         struct out_chunk *t = s->out_tail;
         if (t == NULL || t->end == t->cap) {
-            size_t cap = len < OUTPUT_CHUNK_SMALL ? OUTPUT_CHUNK_SMALL : OUTPUT_CHUNK_LARGE;
-            t = malloc(sizeof(*t) + cap);
+            t = output_chunk_add(s, len < OUTPUT_CHUNK_SMALL ? OUTPUT_CHUNK_SMALL
+                                                             : OUTPUT_CHUNK_LARGE);
             if (t == NULL)
                 return -ENOMEM;
-            t->next = NULL;
-            t->start = 0;
-            t->end = 0;
-            t->cap = cap;
-            if (s->out_tail != NULL)
-                s->out_tail->next = t;
-            else
-                s->out_head = t;
-            s->out_tail = t;
         }
         size_t n = t->cap - t->end < len ? t->cap - t->end : len;
         memcpy(t->data + t->end, data, n);
@@ -220,21 +229,8 @@ static uint8_t *output_reserve(struct agw_tls_session *s, size_t need)
     if (t != NULL && t->cap - t->end >= need)
         return t->data + t->end;
     size_t cap = need <= OUTPUT_CHUNK_SMALL ? OUTPUT_CHUNK_SMALL : OUTPUT_CHUNK_LARGE;
-    if (cap < need)
-        cap = need;
-    t = malloc(sizeof(*t) + cap);
-    if (t == NULL)
-        return NULL;
-    t->next = NULL;
-    t->start = 0;
-    t->end = 0;
-    t->cap = cap;
-    if (s->out_tail != NULL)
-        s->out_tail->next = t;
-    else
-        s->out_head = t;
-    s->out_tail = t;
-    return t->data;
+    t = output_chunk_add(s, cap < need ? need : cap);
+    return t != NULL ? t->data : NULL;
 }
 
 static void output_commit(struct agw_tls_session *s, size_t n)
@@ -336,17 +332,6 @@ static int fail_from_openssl(struct agw_tls_session *s)
 
 /* ---- callbacks ---- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Keeps the application traffic secrets (NSS key log lines: "LABEL <client random> <secret>"). */
 static void on_keylog(const SSL *ssl, const char *line)
 {
@@ -366,17 +351,11 @@ static void on_keylog(const SSL *ssl, const char *line)
     } else {
         return;
     }
-    const char *hex = strrchr(line, ' ') + 1;
-    size_t n = strlen(hex);
-    if (n == 0 || n % 2 != 0 || n / 2 > AGW_TLS13_SECRET_MAX)
+    size_t n = 0;
+    if (OPENSSL_hexstr2buf_ex(dst, AGW_TLS13_SECRET_MAX, &n, strrchr(line, ' ') + 1, '\0') != 1 ||
+        n == 0)
         return;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return;
-        dst[i] = (uint8_t)(hi << 4 | lo);
-    }
-    s->secret_len = n / 2;
+    s->secret_len = n;
     s->secrets_seen |= bit;
 }
 
