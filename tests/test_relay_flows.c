@@ -1001,8 +1001,11 @@ static bool read_until(int fd, const char *needle, char *buf, size_t cap, int ti
     return strstr(buf, needle) != NULL;
 }
 
+/* _i == 1: gnutls-cli also updates its keys mid-stream (^rekey^ asks for ours too, ^rekey1^
+ * does not): the gateway's TLS 1.3 record layer must follow GnuTLS's KeyUpdates both ways. */
 START_TEST(gnutls_cli_as_ue)
 {
+    bool rekey = _i == 1;
     char cli[512];
     if (!find_program("gnutls-cli", cli, sizeof(cli))) {
         fprintf(stderr, "SKIP gnutls_cli_as_ue: gnutls-cli not found (Debian package gnutls-bin, "
@@ -1051,7 +1054,8 @@ START_TEST(gnutls_cli_as_ue)
         close(in[1]);
         close(out[0]);
         execl(cli, cli, "--no-ca-verification", "--x509certfile", cert, "--x509keyfile", key,
-              "--logfile", cli_log, "-p", port, "127.0.0.1", (char *)NULL);
+              "--logfile", cli_log, "-p", port, rekey ? "--inline-commands" : "--",
+              "127.0.0.1", (char *)NULL);
         _exit(127);
     }
     close(in[0]);
@@ -1067,6 +1071,24 @@ START_TEST(gnutls_cli_as_ue)
     ck_assert_int_eq(write(core_fd, answer, sizeof(answer) - 1), (ssize_t)sizeof(answer) - 1);
     ck_assert_msg(read_until(out[0], answer, got, sizeof(got), 5000), "gnutls-cli printed '%s'",
                   got);
+    if (rekey) {
+        /* Each round: gnutls-cli updates its keys, sends under the new ones, and reads the
+           core's answer, which the gateway sends under its own keys (new ones after ^rekey^). */
+        static const char *const commands[] = {"^rekey^\n", "^rekey1^\n", "^rekey^\n"};
+        for (int round = 0; round < 3; round++) {
+            char send[64], ok[64];
+            ck_assert_int_eq(write(in[1], commands[round], strlen(commands[round])),
+                             (ssize_t)strlen(commands[round]));
+            snprintf(send, sizeof(send), "MSRP rekey%d SEND\n", round);
+            snprintf(ok, sizeof(ok), "MSRP rekey%d 200 OK\n", round);
+            ck_assert_int_eq(write(in[1], send, strlen(send)), (ssize_t)strlen(send));
+            ck_assert_msg(read_until(core_fd, send, got, sizeof(got), 5000),
+                          "core got '%s' (logs %s, %s)", got, log_path, cli_log);
+            ck_assert_int_eq(write(core_fd, ok, strlen(ok)), (ssize_t)strlen(ok));
+            ck_assert_msg(read_until(out[0], ok, got, sizeof(got), 5000),
+                          "gnutls-cli printed '%s' (logs %s, %s)", got, log_path, cli_log);
+        }
+    }
     /* End of input: gnutls-cli says goodbye (close_notify), which reaches the core as a FIN. */
     close(in[1]);
     char b;
@@ -1338,7 +1360,7 @@ static Suite *flows_suite(void)
     tcase_add_test(tc, several_fingerprints_second_matches);
     tcase_add_test(tc, sha1_fingerprint_only);
     tcase_add_test(tc, sha512_fingerprint_only);
-    tcase_add_test(tc, gnutls_cli_as_ue);
+    tcase_add_loop_test(tc, gnutls_cli_as_ue, 0, 2);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("relay");
