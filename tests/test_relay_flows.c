@@ -1054,8 +1054,8 @@ START_TEST(gnutls_cli_as_ue)
         close(in[1]);
         close(out[0]);
         execl(cli, cli, "--no-ca-verification", "--x509certfile", cert, "--x509keyfile", key,
-              "--logfile", cli_log, "-p", port, rekey ? "--inline-commands" : "--",
-              "127.0.0.1", (char *)NULL);
+              "--logfile", cli_log, "-p", port, rekey ? "--inline-commands" : "--", "127.0.0.1",
+              (char *)NULL);
         _exit(127);
     }
     close(in[0]);
