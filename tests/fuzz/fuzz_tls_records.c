@@ -258,10 +258,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6: { /* the peer reads what the session sent */
             to_peer(s, &peer);
             size_t n = 0;
-            while (arrived_len < PLAIN_MAX &&
-                   SSL_read_ex(peer.ssl, arrived + arrived_len, PLAIN_MAX - arrived_len, &n) == 1)
+            int ok = 1;
+            while (arrived_len < PLAIN_MAX && (ok = SSL_read_ex(peer.ssl, arrived + arrived_len,
+                                                                PLAIN_MAX - arrived_len, &n)) == 1)
                 arrived_len += n;
-            int e = SSL_get_error(peer.ssl, 0);
+            int e = ok == 1 ? SSL_ERROR_WANT_READ : SSL_get_error(peer.ssl, 0);
             /* A refusal only after the session failed (its alert) or closed. */
             CHECK(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_ZERO_RETURN ||
                   agw_tls_session_state(s) == AGW_TLS_FAILED);
