@@ -15,6 +15,8 @@ WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-
 OPT := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer
 ASAN_OPT := $(SAN) -O1 -g
+# For valgrind: no sanitizer, DWARF 4 (valgrind 3.19 cannot read gcc 12's default DWARF 5).
+VG_OPT := -O1 -g -gdwarf-4 -fno-omit-frame-pointer
 CPPFLAGS += -I.
 
 # Recursive (=) on purpose: evaluated only when a recipe runs, i.e. after `deps` installed them.
@@ -50,13 +52,14 @@ LIB_CFLAGS = $(if $(TLS_SRCS),$(SSL_CFLAGS)) $(if $(SCTP_SRCS),$(SCTP_CFLAGS))
 LIB_LIBS = $(if $(SCTP_SRCS),$(SCTP_LIBS)) $(SSL_LIBS)
 
 # Goals that need the Debian packages first: every compile waits for `deps` (order-only).
-ifneq ($(filter check check-fast asan run demo bench,$(MAKECMDGOALS)),)
+ifneq ($(filter check check-fast asan run demo bench valgrind,$(MAKECMDGOALS)),)
 NEED_DEPS := deps
 endif
 
 .DEFAULT_GOAL := all
 .PHONY: all tests asan-build check check-fast asan fuzz check-deps format format-check compdb \
-        clean bench bench-dc bench-codec bench-tls bench-setup demo run deps install uninstall
+        clean bench bench-dc bench-codec bench-tls bench-setup demo run deps install uninstall \
+        valgrind analyze
 .SUFFIXES:
 .DELETE_ON_ERROR:
 # Objects reached only through pattern rules (tests, fuzz harnesses) are kept, not deleted.
@@ -203,6 +206,7 @@ endef
 
 $(eval $(call variant,build,$(OPT),))
 $(eval $(call variant,build/asan,$(ASAN_OPT),$(SAN)))
+$(eval $(call variant,build/vg,$(VG_OPT),))
 
 PROGRAMS := ims-agw agw-ctl agw-bench msrp-peer dc-peer agw-soak bench-codec bench-tls
 
@@ -303,7 +307,6 @@ $(ANALYZE_DIR)/agw/%.log: CFLAGS += $(UV_CFLAGS) $(LIB_CFLAGS) $(INIH_CFLAGS) $(
 $(ANALYZE_DIR)/tools/%.log: CFLAGS += -DAGW_VERSION='"$(VERSION)"' $(SSL_CFLAGS)
 $(ANALYZE_DIR)/tests/%.log: CFLAGS += -Ih248 $(CHECK_CFLAGS) $(LIB_CFLAGS) $(UV_CFLAGS) $(INIH_CFLAGS)
 
-.PHONY: analyze
 analyze: $(ANALYZE_LOGS)
 	tools/analyze-filter.sh tools/analyze.supp $^
 
@@ -401,6 +404,11 @@ $(1)/tests/test_overload: $(1)/obj/tests/test_overload.o $(1)/obj/tests/harness.
 endef
 $(eval $(call soak_variant,build,))
 $(eval $(call soak_variant,build/asan,$(SAN)))
+$(eval $(call soak_variant,build/vg,))
+
+# Every suite, and the daemons they spawn, under valgrind memcheck (about 35 min on 2 cores).
+valgrind: deps
+	tools/valgrind-suite.sh
 
 .PHONY: soak
 soak: build/agw-soak build/ims-agw

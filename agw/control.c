@@ -616,16 +616,33 @@ static void execute(struct agw_control *c, uint64_t peer, const struct h248_mess
         finish_exec(c, p);
         return;
     }
-    /* Each touched worker gets its ops in order, then a barrier that reports back. */
+    /* Each touched worker gets its ops in order, then a barrier that reports back, as one batch:
+       one wake-up of the worker per transaction. */
     for (unsigned w = 0; w < c->model->workers && w < 64; w++) {
         if (!(p->x.workers_touched & (1ull << w)))
             continue;
+        struct agw_op on_stack[16], *batch = on_stack;
+        size_t n = 0;
         for (size_t i = 0; i < p->x.n_ops; i++)
-            if (p->x.ops[i].worker == w)
-                agw_workers_submit(c->workers, w, &p->x.ops[i].op, 1);
-        struct agw_op barrier = {.kind = AGW_OP_BARRIER, .cookie = (uint64_t)(uintptr_t)p};
+            n += p->x.ops[i].worker == w;
+        if (n + 1 > sizeof(on_stack) / sizeof(on_stack[0]) &&
+            (batch = malloc((n + 1) * sizeof(*batch))) == NULL) {
+            batch = on_stack; /* out of memory: the ops go one by one */
+            for (size_t i = 0; i < p->x.n_ops; i++)
+                if (p->x.ops[i].worker == w)
+                    agw_workers_submit(c->workers, w, &p->x.ops[i].op, 1);
+            n = 0;
+        } else {
+            n = 0;
+            for (size_t i = 0; i < p->x.n_ops; i++)
+                if (p->x.ops[i].worker == w)
+                    batch[n++] = p->x.ops[i].op;
+        }
+        batch[n++] = (struct agw_op){.kind = AGW_OP_BARRIER, .cookie = (uint64_t)(uintptr_t)p};
         p->barriers_left++;
-        agw_workers_submit(c->workers, w, &barrier, 1);
+        agw_workers_submit(c->workers, w, batch, n);
+        if (batch != on_stack)
+            free(batch);
     }
 }
 

@@ -1,6 +1,7 @@
 /* The Prometheus text exposition (format 0.0.4) of the gateway: the control loop's counters and
  * the model's gauges, rendered on the control loop for each scrape. */
 #include "agw/agw.h"
+#include "sctp/assoc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -211,6 +212,9 @@ static void render_relay(struct text *t, const struct agw_control *c, const stru
         add(t, PREFIX "relayed_messages_total{realm=\"%s\",direction=\"sent\"} %llu\n",
             m->realms[r].name, (unsigned long long)s->relayed_messages[r][1]);
     }
+    single(t, "sctp_checksum_errors_total", "counter",
+           "SCTP packets of data-channel legs dropped for a bad CRC32c (RFC 9260 6.8).",
+           agw_sctp_checksum_errors());
     bool header = false;
     for (unsigned w = 0; w < m->workers; w++) {
         double lag = agw_control_worker_lag(c, w);

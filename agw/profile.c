@@ -145,6 +145,7 @@ static int take_fingerprints(struct agw_term *t, const struct sdp_media *media,
                              const struct sdp_session *s, struct agw_status *st)
 {
     struct agw_tls_fingerprint fps[AGW_MAX_FINGERPRINTS];
+    memset(fps, 0, sizeof(fps)); /* copied and compared whole later: no stray bytes */
     unsigned n = 0, seen = 0;
     const struct sdp_attr *lists[2] = {media->attrs, s->attrs};
     for (int level = 0; level < 2; level++) {

@@ -1068,6 +1068,19 @@ void agw_relay_adopt(struct agw_relay *r, uint64_t key, int fd, bool datagram, b
         agw_log(AGW_LOG_ERROR, "term %s: cannot listen on its port", leg_name(l));
 }
 
+/* The same allowed fingerprints, compared by value (hash, length, digest bytes). */
+static bool same_fingerprints(const struct agw_leg_conf *a, const struct agw_leg_conf *b)
+{
+    if (a->n_fingerprints != b->n_fingerprints)
+        return false;
+    for (unsigned i = 0; i < a->n_fingerprints; i++) {
+        const struct agw_tls_fingerprint *x = &a->fingerprints[i], *y = &b->fingerprints[i];
+        if (x->hash != y->hash || x->len != y->len || memcmp(x->digest, y->digest, x->len) != 0)
+            return false;
+    }
+    return true;
+}
+
 void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
 {
     if (conf->datagram) {
@@ -1091,9 +1104,7 @@ void agw_relay_configure(struct agw_relay *r, struct agw_leg_conf *conf)
         p->peer = l;
     /* The fingerprint may arrive after the UE's handshake (terminating flow): decide now. */
     if (l->tls != NULL && conf->fingerprints_known &&
-        (old == NULL || !old->fingerprints_known || old->n_fingerprints != conf->n_fingerprints ||
-         memcmp(old->fingerprints, conf->fingerprints,
-                conf->n_fingerprints * sizeof(conf->fingerprints[0])) != 0)) {
+        (old == NULL || !old->fingerprints_known || !same_fingerprints(old, conf))) {
         agw_tls_session_set_fingerprints(l->tls, conf->fingerprints, conf->n_fingerprints);
         tls_process(l);
     }

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,8 +29,9 @@ static _Alignas(16) uint8_t rx_buf[RX_BUF_LEN];
 
 #define MIN_MTU 576 /* the IPv4 minimum datagram; less leaves no room for an INIT-ACK */
 
-/* Process-wide, like usrsctp: every association runs on one thread. */
-static uint64_t checksum_errors;
+/* Process-wide, like usrsctp: every association runs on one thread; read from any thread (the
+   metrics scrape), hence atomic. */
+static _Atomic uint64_t checksum_errors;
 
 struct packet {
     struct packet *next;
@@ -679,7 +681,7 @@ int agw_sctp_assoc_input(struct agw_sctp_assoc *a, const void *packet, size_t le
     /* usrsctp does not verify (offload, see agw_sctp_init): a damaged packet stops here, as
        RFC 9260 §6.8 wants, and the peer retransmits what it carried. */
     if (!agw_sctp_checksum_ok(packet, len)) {
-        checksum_errors++;
+        atomic_fetch_add_explicit(&checksum_errors, 1, memory_order_relaxed);
         return 0;
     }
     usrsctp_conninput((void *)a->id, packet, len, 0);
@@ -689,7 +691,7 @@ int agw_sctp_assoc_input(struct agw_sctp_assoc *a, const void *packet, size_t le
 
 uint64_t agw_sctp_checksum_errors(void)
 {
-    return checksum_errors;
+    return atomic_load_explicit(&checksum_errors, memory_order_relaxed);
 }
 
 int agw_sctp_assoc_pending_output(struct agw_sctp_assoc *a, const uint8_t **packet, size_t *len)

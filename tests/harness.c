@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +38,17 @@ void harness_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+int harness_ms(int ms)
+{
+    static int factor;
+    if (factor == 0) {
+        const char *env = getenv("AGW_TEST_SLOW");
+        long f = env != NULL ? strtol(env, NULL, 10) : 1;
+        factor = f >= 1 && f <= 100 ? (int)f : 1;
+    }
+    return ms > INT_MAX / factor ? INT_MAX : ms * factor;
+}
+
 bool harness_log_contains(const char *path, const char *needle)
 {
     static char buf[1 << 20];
@@ -51,7 +63,8 @@ bool harness_log_contains(const char *path, const char *needle)
 
 int harness_wait_exit(pid_t pid, int ms)
 {
-    for (int i = 0; i < ms / 10; i++) {
+    int rounds = harness_ms(ms) / 10;
+    for (int i = 0; i < rounds; i++) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid)
             return status;
@@ -71,7 +84,7 @@ int harness_stop_daemon(pid_t pid, struct iq_client *c, int timeout_ms)
 {
     kill(pid, SIGTERM);
     int status = -1;
-    uint64_t deadline = monotonic_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = monotonic_ms() + (uint64_t)harness_ms(timeout_ms);
     while (waitpid(pid, &status, WNOHANG) != pid) {
         if (monotonic_ms() > deadline) {
             kill(pid, SIGKILL);
@@ -88,7 +101,7 @@ int harness_stop_daemon(pid_t pid, struct iq_client *c, int timeout_ms)
 const char *harness_wait_notify(struct iq_client *c, int timeout_ms)
 {
     static char text[4096];
-    uint64_t deadline = monotonic_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = monotonic_ms() + (uint64_t)harness_ms(timeout_ms);
     while (monotonic_ms() < deadline) {
         struct iq_event ev;
         if (iq_client_recv(c, (int)(deadline - monotonic_ms()) + 1, &ev) != 0)
@@ -110,7 +123,8 @@ const char *harness_request(struct iq_client *c, const char *text, unsigned *cod
     static char out[16384];
     struct iq_reply reply;
     struct h248_parse_error err;
-    ck_assert_int_eq(iq_client_request_text(c, text, strlen(text), 3000, &reply, &err), 0);
+    ck_assert_int_eq(iq_client_request_text(c, text, strlen(text), harness_ms(3000), &reply, &err),
+                     0);
     out[0] = '\0';
     size_t len = 0;
     if (reply.status == 0)

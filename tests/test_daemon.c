@@ -81,10 +81,11 @@ static void daemon_start(void)
 static void register_gateway(void)
 {
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
+    ck_assert_int_eq(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, &ev), 0);
     iq_event_release(&ev);
     /* The gateway logs once it took our reply. */
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+    for (int i = 0; i < harness_ms(200) && !harness_log_contains(log_path, "registered with MGC");
+         i++)
         harness_sleep_ms(10);
 }
 
@@ -125,7 +126,7 @@ static const char *request(const char *text, unsigned *code)
     static char out[16384];
     struct iq_reply reply;
     struct h248_parse_error err;
-    int rc = iq_client_request_text(mgc, text, strlen(text), 3000, &reply, &err);
+    int rc = iq_client_request_text(mgc, text, strlen(text), harness_ms(3000), &reply, &err);
     ck_assert_msg(rc == 0, "request failed: %d %s", rc, err.text);
     out[0] = '\0';
     if (reply.status == 0) {
@@ -170,7 +171,7 @@ START_TEST(registration_then_commands)
 {
     daemon_start();
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
+    ck_assert_int_eq(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, &ev), 0);
     char text[512];
     size_t len;
     ck_assert_int_eq(h248_encode_message(ev.msg, H248_STYLE_COMPACT, text, sizeof(text) - 1, &len),
@@ -179,7 +180,8 @@ START_TEST(registration_then_commands)
     iq_event_release(&ev);
     ck_assert_msg(strstr(text, "SC=ROOT{SV{MT=RS,RE=\"901") != NULL, "%s", text);
     ck_assert_msg(strstr(text, "V=3") != NULL && strstr(text, "PF=threegiq/1") != NULL, "%s", text);
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+    for (int i = 0; i < harness_ms(200) && !harness_log_contains(log_path, "registered with MGC");
+         i++)
         harness_sleep_ms(10);
 
     unsigned code;
@@ -234,7 +236,7 @@ START_TEST(requests_before_registration_get_505)
     ck_assert_int_eq(bind(raw, (struct sockaddr *)&a, sizeof(a)), 0);
     struct pollfd pfd = {.fd = raw, .events = POLLIN};
     char buf[2048];
-    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    ck_assert_int_eq(poll(&pfd, 1, harness_ms(5000)), 1);
     ck_assert_int_gt(recv(raw, buf, sizeof(buf), 0), 0);
     struct sockaddr_in gw = {.sin_family = AF_INET,
                              .sin_port = htons(iq_port),
@@ -244,7 +246,7 @@ START_TEST(requests_before_registration_get_505)
     /* The answer to T=31 (ServiceChange retransmissions may come first). */
     bool got_505 = false;
     for (int i = 0; i < 10 && !got_505; i++) {
-        ck_assert_int_eq(poll(&pfd, 1, 3000), 1);
+        ck_assert_int_eq(poll(&pfd, 1, harness_ms(3000)), 1);
         ssize_t len = recv(raw, buf, sizeof(buf) - 1, 0);
         ck_assert_int_gt(len, 0);
         buf[len] = '\0';
@@ -269,13 +271,14 @@ START_TEST(lost_registration_reply_is_retransmitted)
     daemon_start();
     /* Swallow the first ServiceChange on a plain socket: the gateway must send it again. */
     iq_client_close(mgc);
+    mgc = NULL;
     int raw = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons(mgc_port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(bind(raw, (struct sockaddr *)&a, sizeof(a)), 0);
     struct pollfd pfd = {.fd = raw, .events = POLLIN};
-    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    ck_assert_int_eq(poll(&pfd, 1, harness_ms(5000)), 1);
     char first_copy[2048];
     ssize_t n = recv(raw, first_copy, sizeof(first_copy) - 1, 0);
     ck_assert_int_gt(n, 0);
@@ -286,12 +289,13 @@ START_TEST(lost_registration_reply_is_retransmitted)
     snprintf(gw, sizeof(gw), "127.0.0.1:%u", iq_port);
     ck_assert_int_eq(iq_client_open(m1, gw, NULL, NULL, &mgc), 0);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
+    ck_assert_int_eq(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, &ev), 0);
     char tid[32];
     snprintf(tid, sizeof(tid), "T=%u{", ev.msg->transactions->id);
     ck_assert_msg(strstr(first_copy, tid) != NULL, "%s is not a copy of %s", tid, first_copy);
     iq_event_release(&ev);
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+    for (int i = 0; i < harness_ms(200) && !harness_log_contains(log_path, "registered with MGC");
+         i++)
         harness_sleep_ms(10);
     unsigned code;
     request("C=-{AV=ROOT{AT{}}}", &code);
@@ -309,9 +313,10 @@ START_TEST(redirect_with_mgc_id_to_try)
     struct iq_client *other;
     ck_assert_int_eq(iq_client_open(second, NULL, NULL, NULL, &other), 0);
     struct iq_register_reply redirect = {.redirect_mid = mid};
-    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, &redirect, NULL, NULL), 0);
-    ck_assert_int_eq(iq_client_wait_registration(other, 5000, NULL, NULL, NULL), 0);
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC 127.0.0.1");
+    ck_assert_int_eq(iq_client_wait_registration(mgc, harness_ms(5000), &redirect, NULL, NULL), 0);
+    ck_assert_int_eq(iq_client_wait_registration(other, harness_ms(5000), NULL, NULL, NULL), 0);
+    for (int i = 0;
+         i < harness_ms(200) && !harness_log_contains(log_path, "registered with MGC 127.0.0.1");
          i++)
         harness_sleep_ms(10);
     struct iq_client *first = mgc;
@@ -335,7 +340,7 @@ START_TEST(duplicates_executed_once_and_ack)
     char replies[2][2048];
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(iq_client_send_raw(mgc, msg, (size_t)n), 0);
-        ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+        ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
         size_t len;
         ck_assert_int_eq(h248_encode_message(ev.msg, H248_STYLE_COMPACT, replies[i],
                                              sizeof(replies[i]) - 1, &len),
@@ -367,7 +372,8 @@ START_TEST(slow_workers_get_pending)
     struct iq_reply reply;
     struct h248_parse_error err;
     ck_assert_int_eq(
-        iq_client_request_text(mgc, ACCESS_ADD, strlen(ACCESS_ADD), 5000, &reply, &err), 0);
+        iq_client_request_text(mgc, ACCESS_ADD, strlen(ACCESS_ADD), harness_ms(5000), &reply, &err),
+        0);
     ck_assert_int_eq(reply.status, 0);
     ck_assert_uint_ge(reply.pendings, 1);
     /* A reply that followed a Pending asks for an immediate acknowledgement (D.1.4). */
@@ -391,7 +397,7 @@ START_TEST(garbage_and_strangers)
     for (int i = 0; i < 3; i++) {
         size_t len = i == 2 ? 4 : strlen(junk[i]);
         ck_assert_int_eq(iq_client_send_raw(mgc, junk[i], len), 0);
-        ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+        ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
         const struct h248_error_desc *e = ev.msg->error != NULL ? ev.msg->error
                                           : ev.msg->transactions != NULL
                                               ? ev.msg->transactions->error
@@ -449,7 +455,7 @@ START_TEST(inactivity_notify)
     ck_assert_msg(code == 0, "%s", r);
     /* 300 ms without a message from us: a Notify it/ito on ROOT, which the client answers. */
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
     ck_assert_int_eq(ev.kind, IQ_EVENT_REQUEST);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_NOTIFY);
@@ -472,7 +478,7 @@ START_TEST(failover_to_second_mgc)
     daemon_start_with(NULL, extra);
     struct iq_client *other;
     ck_assert_int_eq(iq_client_open(m2, NULL, NULL, NULL, &other), 0);
-    ck_assert_int_eq(iq_client_wait_registration(other, 10000, NULL, NULL, NULL), 0);
+    ck_assert_int_eq(iq_client_wait_registration(other, harness_ms(10000), NULL, NULL, NULL), 0);
     iq_client_close(other);
     ck_assert(harness_log_contains(log_path, "lost"));
     daemon_stop();
@@ -493,7 +499,8 @@ START_TEST(sigterm_drains_first)
     ck_assert_msg(code == 0, "%s", r);
     unsigned ctx = (unsigned)harness_number_after(r, "C=");
     kill(child, SIGTERM);
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "draining 1 context(s)"); i++)
+    for (int i = 0; i < harness_ms(200) && !harness_log_contains(log_path, "draining 1 context(s)");
+         i++)
         harness_sleep_ms(10);
     ck_assert(harness_log_contains(log_path, "draining 1 context(s) for up to 30 s"));
     r = harness_request(
@@ -505,7 +512,7 @@ START_TEST(sigterm_drains_first)
     r = harness_request(mgc, text, &code);
     ck_assert_msg(code == 0, "%s", r);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(5000), &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
     ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
@@ -523,7 +530,7 @@ START_TEST(forced_service_change_on_sigterm)
     register_gateway();
     kill(child, SIGTERM);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(5000), &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
     ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
@@ -538,14 +545,14 @@ START_TEST(lowered_version_is_used)
 {
     daemon_start();
     struct iq_register_reply v2 = {.version = 2};
-    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, &v2, NULL, NULL), 0);
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "version 2"); i++)
+    ck_assert_int_eq(iq_client_wait_registration(mgc, harness_ms(5000), &v2, NULL, NULL), 0);
+    for (int i = 0; i < harness_ms(200) && !harness_log_contains(log_path, "version 2"); i++)
         harness_sleep_ms(10);
     char msg[128];
     int n = snprintf(msg, sizeof(msg), "!/2 [127.0.0.1]:%u T=99{C=-{AV=ROOT{AT{}}}}", mgc_port);
     ck_assert_int_eq(iq_client_send_raw(mgc, msg, (size_t)n), 0);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
     ck_assert_uint_eq(ev.msg->version, 2);
     iq_event_release(&ev);
     daemon_stop();

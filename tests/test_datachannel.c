@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WAIT_MS 10000
+#define WAIT_MS harness_ms(10000) /* longer under valgrind (AGW_TEST_SLOW) */
 #define MAX_MESSAGE 262144
 
 static pid_t child = -1;
@@ -73,7 +73,7 @@ static void start_daemon(unsigned ports_per_realm)
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
-    ck_assert_msg(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL) == 0,
+    ck_assert_msg(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, NULL) == 0,
                   "no registration, see %s", log_path);
 }
 
@@ -338,6 +338,7 @@ static void open_channel(struct dc_endpoint *from, struct dc_endpoint *to, uint8
 static uint8_t *pattern(size_t len, unsigned seed, bool text)
 {
     uint8_t *p = malloc(len ? len : 1);
+    ck_assert_ptr_nonnull(p);
     uint32_t x = seed * 2654435761u + 1;
     for (size_t i = 0; i < len; i++) {
         x = x * 1103515245u + 12345u;
@@ -690,7 +691,8 @@ START_TEST(test_ice_consent_expiry)
     sendto(fd, msg, len, 0, (struct sockaddr *)&gw, sizeof(gw));
     n = recv(fd, answer, sizeof(answer), 0);
     ck_assert_int_ge(n, 20);
-    for (int i = 0; i < 100 && !harness_log_contains(log_path, "ICE consent renewed"); i++)
+    for (int i = 0; i < harness_ms(100) && !harness_log_contains(log_path, "ICE consent renewed");
+         i++)
         harness_sleep_ms(10);
     ck_assert(harness_log_contains(log_path, "ICE consent renewed"));
     close(fd);
@@ -849,6 +851,7 @@ START_TEST(test_msrp_bridge)
     size_t len = msrp_send_frame(frame, sizeof(frame), "ue000001", body, 3000);
     ck_assert_int_eq(dc_endpoint_send(ue, stream, false, frame, len, WAIT_MS), 0);
     uint8_t *got = malloc(len);
+    ck_assert_ptr_nonnull(got);
     read_exact(core, got, len);
     ck_assert(memcmp(got, frame, len) == 0);
     free(got);
@@ -1121,6 +1124,7 @@ START_TEST(test_msrp_and_other_channels)
                       "the MSRP channel leaked to the data-channel core");
         dc_event_clear(&ev);
     }
+    ck_assert_int_eq(rc, -ETIMEDOUT);
     /* And the chat channel still works alongside. */
     send_and_check(ue, us, core, cs, 700, true, 4);
 

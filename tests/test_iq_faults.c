@@ -242,7 +242,7 @@ static void take_registration(struct iq_client *c, enum h248_sc_method method, c
                               unsigned registered)
 {
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_wait_registration(c, 10000, NULL, NULL, &ev), 0);
+    ck_assert_int_eq(iq_client_wait_registration(c, harness_ms(10000), NULL, NULL, &ev), 0);
     check_service_change(&ev, method, reason);
     iq_event_release(&ev);
     wait_registered(c, registered);
@@ -851,7 +851,7 @@ START_TEST(duplicate_after_mgc_loss_gets_the_stored_reply)
     raw_send(fd, text);
     ck_assert(raw_wait(fd, "P=777", first, sizeof(first), 3000));
     ck_assert_msg(strstr(first, "ER=") == NULL, "%s", first);
-    for (int i = 0; i < 100 && !harness_log_contains(log_path, " lost (no reply)"); i++)
+    for (int i = 0; i < harness_ms(100) && !harness_log_contains(log_path, " lost (no reply)"); i++)
         harness_sleep_ms(50);
     ck_assert_msg(harness_log_contains(log_path, " lost (no reply)"), "see %s", log_path);
     raw_send(fd, text);

@@ -88,11 +88,13 @@ static void daemon_start(void)
     snprintf(gw, sizeof(gw), "127.0.0.1:%u", iq_port);
     ck_assert_int_eq(iq_client_open(m1, gw, NULL, NULL, &mgc), 0);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev), 0);
+    ck_assert_int_eq(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, &ev), 0);
     iq_event_release(&ev);
-    for (int i = 0; i < 300 && !harness_log_contains(log_path, "registered with MGC"); i++)
+    for (int i = 0; i < harness_ms(300) && !harness_log_contains(log_path, "registered with MGC");
+         i++)
         harness_sleep_ms(10);
-    for (int i = 0; i < 300 && !harness_log_contains(log_path, "control socket: /"); i++)
+    for (int i = 0; i < harness_ms(300) && !harness_log_contains(log_path, "control socket: /");
+         i++)
         harness_sleep_ms(10);
 }
 
@@ -361,10 +363,14 @@ START_TEST(scrape_after_known_traffic)
     ck_assert_msg(strstr(m, "# TYPE ims_agw_h248_transactions_total counter\n") != NULL, "%s", m);
     const char *info = strstr(m, "\nims_agw_build_info{version=\"");
     ck_assert_ptr_nonnull(info);
-    ck_assert_msg(strncmp(strchr(info, '}'), "} 1\n", 4) == 0, "%.80s", info);
+    const char *brace = strchr(info, '}');
+    ck_assert_msg(brace != NULL && strncmp(brace, "} 1\n", 4) == 0, "%.80s", info);
     ck_assert(sample(m, "ims_agw_registered") == 1);
     ck_assert(sample(m, "ims_agw_contexts") == 0);
     ck_assert(sample(m, "ims_agw_h248_transactions_total{command=\"add\",code=\"0\"}") == 0);
+    ck_assert_msg(strstr(m, "# TYPE ims_agw_sctp_checksum_errors_total counter\n") != NULL, "%s",
+                  m);
+    ck_assert(sample(m, "ims_agw_sctp_checksum_errors_total") == 0);
 
     unsigned code;
     const char *r = request(ACCESS_TLS_ADD, &code);
@@ -377,7 +383,7 @@ START_TEST(scrape_after_known_traffic)
     int n = snprintf(garbage, sizeof(garbage), "!/3 [127.0.0.1]:%u T=5{C=1{XX}}", mgc_port);
     ck_assert_int_eq(iq_client_send_raw(mgc, garbage, (size_t)n), 0);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
     iq_event_release(&ev);
 
     m = scrape();
@@ -399,7 +405,7 @@ START_TEST(scrape_after_known_traffic)
     n = snprintf(garbage, sizeof(garbage), "!/3 [127.0.0.1]:%u T=40{C=-{AV=ROOT{AT{}}}}", mgc_port);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(iq_client_send_raw(mgc, garbage, (size_t)n), 0);
-        ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+        ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
         iq_event_release(&ev);
     }
     m = scrape();
@@ -590,7 +596,7 @@ START_TEST(drain_refuses_new_contexts_then_exits)
     r = request("C=1{S=*}", &code);
     ck_assert_msg(code == 0, "%s", r);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(5000), &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
     ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_GRACEFUL);
@@ -625,7 +631,7 @@ START_TEST(drain_times_out)
                           "drained: 1 context(s) left; Forced ServiceChange, then the gateway "
                           "stops\n");
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(5000), &ev), 0);
     iq_event_release(&ev);
     daemon_wait_exit(false);
     ck_assert(harness_log_contains(log_path, "drain: timed out, 1 context(s) left"));

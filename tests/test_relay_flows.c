@@ -73,9 +73,10 @@ static void start(void)
         _exit(127);
     }
     ck_assert_int_eq(iq_client_open(m1, iq, NULL, NULL, &mgc), 0);
-    ck_assert_msg(iq_client_wait_registration(mgc, 5000, NULL, NULL, NULL) == 0,
+    ck_assert_msg(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, NULL) == 0,
                   "no registration, see %s", log_path);
-    for (int i = 0; i < 200 && !harness_log_contains(log_path, "registered with MGC"); i++)
+    for (int i = 0; i < harness_ms(200) && !harness_log_contains(log_path, "registered with MGC");
+         i++)
         harness_sleep_ms(10);
 }
 

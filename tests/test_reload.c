@@ -109,7 +109,8 @@ static unsigned log_count(const char *needle)
 /* Waits until the log holds needle at least times times. */
 static bool log_wait(const char *needle, unsigned times, int ms)
 {
-    for (int i = 0; i < ms / 10; i++) {
+    int rounds = harness_ms(ms) / 10;
+    for (int i = 0; i < rounds; i++) {
         if (log_count(needle) >= times)
             return true;
         harness_sleep_ms(10);
@@ -129,7 +130,7 @@ static void reload(void)
 static void register_with(struct iq_client *mgc, const char *addr)
 {
     struct iq_event ev;
-    ck_assert_msg(iq_client_wait_registration(mgc, 5000, NULL, NULL, &ev) == 0,
+    ck_assert_msg(iq_client_wait_registration(mgc, harness_ms(5000), NULL, NULL, &ev) == 0,
                   "no ServiceChange to %s (see %s)", addr, log_path);
     iq_event_release(&ev);
     char line[64];
@@ -142,7 +143,7 @@ static void daemon_stop(struct iq_client *mgc)
 {
     ck_assert_int_eq(kill(child, SIGTERM), 0);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 5000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(5000), &ev), 0);
     const struct h248_command *cmd = ev.msg->transactions->actions->commands;
     ck_assert_int_eq(cmd->kind, H248_CMD_SERVICE_CHANGE);
     ck_assert_int_eq(cmd->descriptors->u.service_change.method, H248_SC_FORCED);
@@ -191,7 +192,7 @@ static int tcp_connect(uint16_t port)
 static int tcp_accept(int listen_fd, int ms)
 {
     struct pollfd p = {.fd = listen_fd, .events = POLLIN};
-    if (poll(&p, 1, ms) <= 0)
+    if (poll(&p, 1, harness_ms(ms)) <= 0)
         return -1;
     return accept(listen_fd, NULL, NULL);
 }
@@ -205,7 +206,8 @@ static void pass(int from, int to, const char *text)
     size_t got = 0;
     while (got < len) {
         struct pollfd p = {.fd = to, .events = POLLIN};
-        ck_assert_msg(poll(&p, 1, 3000) == 1, "'%s': %zu of %zu bytes arrived", text, got, len);
+        ck_assert_msg(poll(&p, 1, harness_ms(3000)) == 1, "'%s': %zu of %zu bytes arrived", text,
+                      got, len);
         ssize_t n = read(to, buf + got, sizeof(buf) - got);
         ck_assert_int_gt(n, 0);
         got += (size_t)n;
@@ -260,7 +262,7 @@ START_TEST(mgc_replaced_takes_over_with_contexts)
     write_conf(m2_addr, NULL);
     ck_assert_int_eq(kill(child, SIGHUP), 0);
     struct iq_event ev;
-    ck_assert_msg(iq_client_wait_registration(m2, 5000, NULL, NULL, &ev) == 0,
+    ck_assert_msg(iq_client_wait_registration(m2, harness_ms(5000), NULL, NULL, &ev) == 0,
                   "the new MGC got no ServiceChange (see %s)", log_path);
     const struct h248_transaction *t = ev.msg->transactions;
     ck_assert_int_eq(t->actions->context.kind, H248_CTX_NULL);
@@ -350,7 +352,7 @@ START_TEST(redirected_mgc_kept)
     char to[40];
     snprintf(to, sizeof(to), "[127.0.0.1]:%s", strchr(m2_addr, ':') + 1);
     struct iq_register_reply redirect = {.redirect_mid = to};
-    ck_assert_int_eq(iq_client_wait_registration(m1, 5000, &redirect, NULL, NULL), 0);
+    ck_assert_int_eq(iq_client_wait_registration(m1, harness_ms(5000), &redirect, NULL, NULL), 0);
     register_with(m2, m2_addr);
     /* The MGC that redirected leaves the list. */
     char other[32];
@@ -462,7 +464,7 @@ static const char *raw_exchange(struct iq_client *mgc, const char *msg)
     static char out[4096];
     ck_assert_int_eq(iq_client_send_raw(mgc, msg, strlen(msg)), 0);
     struct iq_event ev;
-    ck_assert_int_eq(iq_client_recv(mgc, 3000, &ev), 0);
+    ck_assert_int_eq(iq_client_recv(mgc, harness_ms(3000), &ev), 0);
     size_t len;
     ck_assert_int_eq(h248_encode_message(ev.msg, H248_STYLE_COMPACT, out, sizeof(out) - 1, &len),
                      0);
@@ -518,7 +520,7 @@ START_TEST(timers_apply_to_new_transactions)
     snprintf(list, sizeof(list), "%s, %s", silent, m2_addr);
     write_conf(list, timers);
     reload();
-    ck_assert_msg(iq_client_wait_registration(m2, 3000, NULL, NULL, NULL) == 0,
+    ck_assert_msg(iq_client_wait_registration(m2, harness_ms(3000), NULL, NULL, NULL) == 0,
                   "the second MGC got no ServiceChange in 3 s (see %s)", log_path);
     char line[96];
     snprintf(line, sizeof(line), "MGC %s lost (no reply)", silent);

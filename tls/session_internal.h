@@ -14,8 +14,9 @@
 #include "record13.h"
 #include "session.h"
 
-#define AGW_TLS_IDENTITY_CTX_MAX 8 /* identities (realms, rotations) with an SSL_CTX of their own  \
-                                    */
+#define AGW_TLS_IDENTITY_CTX_MAX                                                                   \
+    8 /* identities (realms, rotations) with an SSL_CTX of their own                               \
+       */
 
 /* One SSL_CTX per identity a context's sessions present: OpenSSL checks a certificate and its key
    (about 25 us) when they are set, and an SSL made from a CTX that has them set skips that. */

@@ -6,7 +6,7 @@ set -eu
 # it in a container neither makes it init nor starts anything.
 PACKAGES="gcc make pkg-config libssl-dev libuv1-dev libusrsctp-dev check libsystemd-dev
 libinih-dev libmicrohttpd-dev clang libclang-rt-14-dev clang-format openssl ca-certificates iproute2 procps
-gnutls-bin systemd"
+gnutls-bin systemd valgrind"
 # Debian's chromium is the UE of tests/test_browser (headless, on loopback). make check and CI
 # install it; AGW_WITH_BROWSER=0 leaves it out (then run the suite with AGW_SKIP_BROWSER=1).
 [ "${AGW_WITH_BROWSER:-1}" = 0 ] || PACKAGES="$PACKAGES chromium"
